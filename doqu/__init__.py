@@ -1,0 +1,45 @@
+"""doqu: pydantic documents stored anywhere, queried the same way everywhere.
+
+>>> import doqu
+>>> with doqu.connect("memory://") as db:
+...     pk = db.save({"name": "Ann", "age": 31}, collection="people")
+...     db.query("people").where(age__gt=30).count()
+1
+"""
+
+from __future__ import annotations
+
+from ._document import Document
+from ._errors import (
+    ConfigError,
+    CorruptDocument,
+    DoquError,
+    DuplicateKey,
+    InvalidDocument,
+    NotFound,
+    QueryError,
+    StorageError,
+)
+from ._query import Query
+from ._registry import connect, register_backend
+from ._storage import Storage
+from ._tree import Q
+
+__all__ = [
+    "ConfigError",
+    "CorruptDocument",
+    "Document",
+    "DoquError",
+    "DuplicateKey",
+    "InvalidDocument",
+    "NotFound",
+    "Q",
+    "Query",
+    "QueryError",
+    "Storage",
+    "StorageError",
+    "connect",
+    "register_backend",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,212 @@
+"""``Query``: lazy, immutable, chainable queries over one collection."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+
+from ._document import CollectionInfo, Document
+from ._errors import QueryError
+from ._storage import QuerySpec
+from ._tree import And, Node, Not, Path, Q, make_cond, parse_path, parse_update
+
+if TYPE_CHECKING:
+    from ._storage import Storage
+
+__all__ = ["Query"]
+
+T = TypeVar("T")
+
+
+def _conditions(args: tuple[Q, ...], kwargs: dict[str, Any]) -> list[Node]:
+    nodes: list[Node] = []
+    for arg in args:
+        if not isinstance(arg, Q):
+            raise QueryError(f"where() takes Q objects and keyword conditions, not {arg!r}")
+        nodes.append(arg.node)
+    nodes.extend(make_cond(k, v) for k, v in kwargs.items())
+    return nodes
+
+
+class Query(Generic[T]):
+    """A lazy query; every method returns a new ``Query`` or runs it in the database.
+
+    Results are models when the query is bound to a ``Document`` class, else
+    plain dicts that carry their ``"pk"``. Iterating runs the query again each
+    time and streams the results.
+    """
+
+    __slots__ = ("_info", "_model", "_spec", "_storage")
+
+    def __init__(
+        self,
+        storage: Storage,
+        info: CollectionInfo,
+        model: type[Document] | None,
+        spec: QuerySpec | None = None,
+    ) -> None:
+        self._storage = storage
+        self._info = info
+        self._model = model
+        self._spec = spec or QuerySpec()
+
+    def _with(self, **changes: Any) -> Query[T]:
+        return Query(self._storage, self._info, self._model, replace(self._spec, **changes))
+
+    def _add(self, node: Node) -> Query[T]:
+        if self._sliced:
+            raise QueryError("cannot filter a query once a slice has been taken")
+        old = self._spec.node
+        if old is None:
+            return self._with(node=node)
+        if isinstance(old, And):
+            return self._with(node=And((*old.children, node)))
+        return self._with(node=And((old, node)))
+
+    @property
+    def _sliced(self) -> bool:
+        return self._spec.offset > 0 or self._spec.limit is not None
+
+    @property
+    def collection(self) -> str:
+        """The name of the collection queried."""
+        return self._info.name
+
+    @property
+    def node(self) -> Node | None:
+        """The query tree (``None`` matches every document)."""
+        return self._spec.node
+
+    # ------------------------------------------------------------------ building
+    def where(self, *args: Q, **conditions: Any) -> Query[T]:
+        """Narrow to documents matching every condition (``Q`` objects and keywords)."""
+        nodes = _conditions(args, conditions)
+        if not nodes:
+            return self
+        return self._add(nodes[0] if len(nodes) == 1 else And(tuple(nodes)))
+
+    def where_not(self, *args: Q, **conditions: Any) -> Query[T]:
+        """Leave out documents matching all the conditions: ``NOT (c1 AND c2 …)``."""
+        nodes = _conditions(args, conditions)
+        if not nodes:
+            return self
+        return self._add(Not(nodes[0] if len(nodes) == 1 else And(tuple(nodes))))
+
+    def order_by(self, *keys: str) -> Query[T]:
+        """Sort by fields, ``"-field"`` descending; no keys clears the order."""
+        order: list[tuple[Path, bool]] = []
+        for key in keys:
+            if not isinstance(key, str) or not key:
+                raise QueryError(f"order_by() takes field names, not {key!r}")
+            descending = key[0] == "-"
+            name = key[1:] if key[0] in "+-" else key
+            order.append((parse_path(name, what="order_by key"), descending))
+        if self._sliced:
+            raise QueryError("cannot reorder a query once a slice has been taken")
+        return self._with(order=tuple(order))
+
+    # ------------------------------------------------------------------ running
+    def __iter__(self) -> Iterator[T]:
+        storage, info, model = self._storage, self._info, self._model
+        storage._check_open()
+        for pk, data in storage._select(info, self._spec):
+            yield storage._load(model, info, pk, data)
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+    @overload
+    def __getitem__(self, index: slice) -> Query[T]: ...
+    def __getitem__(self, index: int | slice) -> T | Query[T]:
+        spec = self._spec
+        if isinstance(index, slice):
+            if index.step not in (None, 1):
+                raise QueryError("query slices take no step")
+            start, stop = index.start or 0, index.stop
+            if not isinstance(start, int) or (stop is not None and not isinstance(stop, int)):
+                raise QueryError("query slices take whole numbers")
+            if start < 0 or (stop is not None and stop < 0):
+                raise QueryError("negative indexing is not supported on queries")
+            offset = spec.offset + start
+            limit = None if stop is None else max(0, stop - start)
+            if spec.limit is not None:
+                limit = (
+                    max(0, spec.limit - start)
+                    if limit is None
+                    else min(limit, max(0, spec.limit - start))
+                )
+            return self._with(offset=offset, limit=limit)
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise TypeError(f"query indices are int or slice, not {type(index).__name__}")
+        if index < 0:
+            raise QueryError("negative indexing is not supported on queries")
+        for item in self[index : index + 1]:
+            return item
+        raise IndexError(f"query index {index} out of range")
+
+    def first(self) -> T | None:
+        """The first result, or ``None``."""
+        for item in self[0:1]:
+            return item
+        return None
+
+    def exists(self) -> bool:
+        """Whether anything matches (asks the database for one row at most)."""
+        self._storage._check_open()
+        if self._spec.limit == 0:
+            return False
+        spec = replace(self._spec, order=(), limit=1)
+        return next(self._storage._select(self._info, spec), None) is not None
+
+    def count(self) -> int:
+        """How many documents match (within the slice, if one was taken)."""
+        self._storage._check_open()
+        total = self._storage._count(self._info, self._spec.node)
+        total = max(0, total - self._spec.offset)
+        return total if self._spec.limit is None else min(total, self._spec.limit)
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __bool__(self) -> bool:
+        return self.exists()
+
+    def values(self, field: str) -> list[Any]:
+        """Distinct values of *field* among matches; list elements one by one; no nulls."""
+        self._refuse_slice("values()")
+        path = parse_path(field)
+        self._storage._check_open()
+        return self._storage._distinct(self._info, self._spec.node, path)
+
+    def delete(self) -> int:
+        """Delete every match; return how many were deleted."""
+        self._refuse_slice("delete()")
+        self._storage._check_open()
+        return self._storage._delete_where(self._info, self._spec.node)
+
+    def update(self, **changes: Any) -> int:
+        """Apply update operators to every match; return how many documents changed.
+
+        ``field=v`` or ``field__set=v``, ``field__unset=True``, ``field__inc=n``,
+        ``field__push=v``, ``field__pull=v``, ``field__add_to_set=v``. Each
+        document is updated atomically; the result is validated against the bound
+        model first, and if any result is invalid nothing is written.
+        """
+        self._refuse_slice("update()")
+        ops = parse_update(changes)
+        self._storage._check_open()
+        finalize = self._storage._finalizer(self._model)
+        return self._storage._update_where(self._info, self._spec.node, ops, finalize)
+
+    def explain(self) -> str:
+        """What the backend runs for this query (SQL text, a MongoDB filter, …)."""
+        self._storage._check_open()
+        return self._storage._explain(self._info, self._spec)
+
+    def _refuse_slice(self, what: str) -> None:
+        if self._sliced:
+            raise QueryError(f"cannot call {what} once a slice has been taken")
+
+    def __repr__(self) -> str:
+        target = self._model.__name__ if self._model else repr(self._info.name)
+        return f"<Query {target} {self._spec}>"

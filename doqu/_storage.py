@@ -1,0 +1,464 @@
+"""The storage adapter contract: a few primitives per backend, the rest built here.
+
+A backend subclasses :class:`Storage` and implements the ``_``-prefixed
+abstract primitives. They take a :class:`CollectionInfo` and plain JSON data
+(``dict``), never models: models are validated and converted here. The base
+class builds ``get``, ``get_many``, ``get_or_create``, ``update`` (an
+optimistic compare-and-swap loop), ``increment`` and the bulk paths from them;
+a backend overrides a default only when it can do better natively.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
+
+from pydantic import ValidationError
+
+from ._document import CollectionInfo, Document
+from ._errors import (
+    CorruptDocument,
+    DuplicateKey,
+    InvalidDocument,
+    NotFound,
+    QueryError,
+    StorageError,
+)
+from ._evaluator import apply_update, canonical, resolve
+from ._json import check_json, json_equal
+from ._pk import new_pk
+from ._tree import And, Cond, Node, Path, UpdateOp, make_cond, parse_collection_name
+
+if TYPE_CHECKING:
+    from ._mapping import MappingView
+    from ._query import Query
+
+__all__ = ["QuerySpec", "Storage", "check_pk"]
+
+D = TypeVar("D", bound=Document)
+Data = dict[str, Any]
+Row = tuple[str, Data]
+Finalize = Callable[[Data], Data]
+Target = "type[Document] | str"
+
+MAX_PK_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class QuerySpec:
+    """What ``_select`` is asked for: a filter, an order and a window."""
+
+    node: Node | None = None
+    order: tuple[tuple[Path, bool], ...] = ()
+    offset: int = 0
+    limit: int | None = None
+
+
+def check_pk(pk: Any) -> str:
+    """A primary key is a ``str`` of at most 255 characters, with no NUL and valid Unicode."""
+    if not isinstance(pk, str):
+        raise TypeError(f"primary keys are str, not {type(pk).__name__}: {pk!r}")
+    if len(pk) > MAX_PK_LENGTH or "\x00" in pk:
+        raise InvalidDocument(f"primary key {pk[:40]!r}… is longer than 255 or holds NUL")
+    if not pk.isascii():
+        try:
+            pk.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidDocument(f"primary key {pk!r} is not valid Unicode") from None
+    return pk
+
+
+def _check_stored_keys(data: Mapping[str, Any]) -> None:
+    if "_id" in data:
+        raise InvalidDocument("the field name '_id' is reserved (MongoDB keeps the pk there)")
+
+
+class Storage(ABC):
+    """Base of every backend: the public storage API over a handful of primitives.
+
+    Capability flags tell the core (and users) what a backend can do natively.
+    """
+
+    #: URL scheme(s) the backend is registered under (informational).
+    scheme: ClassVar[str] = ""
+    #: Several writes can be made atomic together.
+    supports_transactions: ClassVar[bool] = False
+    #: ``update()`` runs natively (not through the compare-and-swap loop).
+    native_update: ClassVar[bool] = False
+    #: Data outlives the process.
+    persistent: ClassVar[bool] = True
+
+    def __init__(self, url: str, **options: Any) -> None:
+        self.url = url
+        self.options = options
+        self._closed = False
+        self._infos: dict[str, CollectionInfo] = {}
+        self._prepared: dict[str, CollectionInfo] = {}
+        self._prepare_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ primitives
+    @abstractmethod
+    def _put(self, coll: CollectionInfo, rows: Sequence[Row]) -> None:
+        """Insert or replace all rows at once; a unique clash raises ``DuplicateKey``."""
+
+    @abstractmethod
+    def _fetch(self, coll: CollectionInfo, pks: Sequence[str]) -> dict[str, Data]:
+        """The stored data of those pks that exist, in one round trip."""
+
+    @abstractmethod
+    def _remove(self, coll: CollectionInfo, pks: Sequence[str]) -> int:
+        """Delete by pk; return how many existed."""
+
+    @abstractmethod
+    def _select(self, coll: CollectionInfo, spec: QuerySpec) -> Iterator[Row]:
+        """Stream the matching rows, filtered, ordered and windowed by the database."""
+
+    @abstractmethod
+    def _count(self, coll: CollectionInfo, node: Node | None) -> int:
+        """How many documents match."""
+
+    @abstractmethod
+    def _distinct(self, coll: CollectionInfo, node: Node | None, path: Path) -> list[Any]:
+        """Distinct non-null values at *path* among matches, list elements one by one."""
+
+    @abstractmethod
+    def _delete_where(self, coll: CollectionInfo, node: Node | None) -> int:
+        """Delete the matching documents; return how many."""
+
+    @abstractmethod
+    def _swap(self, coll: CollectionInfo, pk: str, expected: Data | None, new: Data | None) -> bool:
+        """Compare-and-swap one document atomically.
+
+        Writes *new* (``None``: delete) only if the stored document is JSON-equal
+        to *expected* (``None``: absent). Returns whether it wrote.
+        """
+
+    @abstractmethod
+    def _version(self, coll: CollectionInfo) -> Any:
+        """A comparable token that changes on every write to the collection, by any process."""
+
+    @abstractmethod
+    def _names(self) -> list[str]:
+        """Names of the collections that hold at least one document."""
+
+    @abstractmethod
+    def _drop(self, coll: CollectionInfo) -> None:
+        """Remove every document of the collection."""
+
+    @abstractmethod
+    def _close(self) -> None:
+        """Release connections and files."""
+
+    # ------------------------------------------------------------ optional hooks
+    def _prepare(self, coll: CollectionInfo) -> None:  # noqa: B027 - optional hook
+        """Create the collection's table and indexes; called before its first use."""
+
+    def _flush(self) -> None:  # noqa: B027 - optional hook
+        """Make buffered writes durable."""
+
+    def _reconnect(self) -> None:  # noqa: B027 - optional hook
+        """Drop and reopen connections (default: nothing to reopen)."""
+
+    def _explain(self, coll: CollectionInfo, spec: QuerySpec) -> str:
+        """What the backend would run for *spec* (SQL text, a Mongo filter, …)."""
+        return repr(spec)
+
+    def _update_where(
+        self, coll: CollectionInfo, node: Node | None, ops: Sequence[UpdateOp], finalize: Finalize
+    ) -> int:
+        """Apply *ops* to each match atomically; return how many documents changed.
+
+        Every match is updated and validated in memory first, so an invalid
+        result writes nothing; each document is then written by compare-and-swap,
+        re-read and re-applied when another writer got there first.
+        """
+        plans = [
+            (pk, old, finalize(apply_update(old, ops)))
+            for pk, old in self._select(coll, QuerySpec(node))
+        ]
+        changed = 0
+        for pk, old, new in plans:
+            while not json_equal(old, new):
+                if self._swap(coll, pk, old, new):
+                    changed += 1
+                    break
+                only = Cond(("pk",), "exact", pk)
+                again = list(
+                    self._select(coll, QuerySpec(only if node is None else And((node, only))))
+                )
+                if not again:
+                    break
+                old = again[0][1]
+                new = finalize(apply_update(old, ops))
+        return changed
+
+    def _increment(self, coll: CollectionInfo, pk: str, path: Path, by: int | float) -> Any:
+        """Add *by* to the number at *path* of *pk* (a missing one counts as 0); return the sum."""
+        ops = (UpdateOp("inc", path, by),)
+        while True:
+            old = self._fetch(coll, [pk]).get(pk)
+            new = apply_update(old or {}, ops)
+            check_json(new)
+            if self._swap(coll, pk, old, new):
+                return resolve(pk, new, path)
+
+    # ---------------------------------------------------------------- helpers
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError(f"storage {self.url!r} is closed")
+
+    def _coll(self, target: type[Document] | str) -> tuple[CollectionInfo, type[Document] | None]:
+        self._check_open()
+        if isinstance(target, str):
+            parse_collection_name(target)
+            info = self._infos.get(target) or CollectionInfo(target)
+            model = None
+        elif isinstance(target, type) and issubclass(target, Document):
+            own = target.__doqu_collection__
+            known = self._infos.get(own.name)
+            info = known.merged(own) if known else own
+            model = target
+        else:
+            raise TypeError(f"expected a Document subclass or a collection name, not {target!r}")
+        if self._prepared.get(info.name) != info:
+            with self._prepare_lock:
+                if self._prepared.get(info.name) != info:
+                    self._prepare(info)
+                    self._prepared[info.name] = info
+                    self._infos[info.name] = info
+        return info, model
+
+    def _load(self, model: type[D] | None, coll: CollectionInfo, pk: str, data: Data) -> Any:
+        """Turn stored data into what users get: a validated model, or a dict with ``"pk"``."""
+        if model is None:
+            return {"pk": pk, **data}
+        try:
+            doc = model.model_validate(data)
+        except ValidationError as exc:
+            raise CorruptDocument(coll.name, pk, exc) from exc
+        doc.__dict__["pk"] = pk
+        return doc
+
+    @staticmethod
+    def _finalizer(model: type[Document] | None) -> Finalize:
+        def finalize(data: Data) -> Data:
+            if model is not None:
+                data = model.model_validate(data).model_dump(mode="json")
+            _check_stored_keys(data)
+            check_json(data)
+            return data
+
+        return finalize
+
+    def _dump(self, doc: Document | Mapping[str, Any]) -> Row:
+        if isinstance(doc, Document):
+            validated = type(doc).model_validate(doc)
+            data = validated.model_dump(mode="json")
+            pk = doc.pk
+        elif isinstance(doc, Mapping):
+            data = dict(doc)
+            pk = data.pop("pk", None)
+        else:
+            raise TypeError(f"cannot save {type(doc).__name__}: expected a Document or a dict")
+        pk = new_pk() if pk is None else check_pk(pk)
+        _check_stored_keys(data)
+        check_json(data, where=f"document {pk!r}")
+        return pk, data
+
+    # ------------------------------------------------------------- public API
+    def save(self, doc: Document | Mapping[str, Any], *, collection: str | None = None) -> str:
+        """Insert or replace *doc* by pk; return the pk (also set on a ``Document``).
+
+        Plain dicts need ``collection=``; their ``"pk"`` item, if any, is the key.
+        """
+        return self.save_many([doc], collection=collection)[0]
+
+    def save_many(
+        self, docs: Iterable[Document | Mapping[str, Any]], *, collection: str | None = None
+    ) -> list[str]:
+        """Save many documents: one batch (one transaction where possible) per collection."""
+        docs = list(docs)
+        groups: dict[str, tuple[CollectionInfo, list[Row]]] = {}
+        pks: list[str] = []
+        for doc in docs:
+            target: type[Document] | str
+            if isinstance(doc, Document):
+                target = type(doc)
+            elif collection is None:
+                raise TypeError("saving a plain dict needs collection='name'")
+            else:
+                target = collection
+            info, _ = self._coll(target)
+            row = self._dump(doc)
+            groups.setdefault(info.name, (info, []))[1].append(row)
+            pks.append(row[0])
+        for info, rows in groups.values():
+            self._put(info, rows)
+        for doc, pk in zip(docs, pks):
+            if isinstance(doc, Document):
+                doc.__dict__["pk"] = pk
+        return pks
+
+    @overload
+    def get(self, target: type[D], pk: str) -> D: ...
+    @overload
+    def get(self, target: str, pk: str) -> dict[str, Any]: ...
+    def get(self, target: type[D] | str, pk: str) -> D | dict[str, Any]:
+        """The document stored under *pk*; ``NotFound`` (a ``KeyError``) if there is none."""
+        return self.get_many(target, [pk])[0]
+
+    @overload
+    def get_many(self, target: type[D], pks: Iterable[str]) -> list[D]: ...
+    @overload
+    def get_many(self, target: str, pks: Iterable[str]) -> list[dict[str, Any]]: ...
+    def get_many(self, target: type[D] | str, pks: Iterable[str]) -> list[Any]:
+        """Documents in the order asked, in one query; ``NotFound`` naming every missing pk."""
+        info, model = self._coll(target)
+        wanted = [check_pk(pk) for pk in pks]
+        found = self._fetch(info, list(dict.fromkeys(wanted))) if wanted else {}
+        missing = [pk for pk in wanted if pk not in found]
+        if missing:
+            raise NotFound(info.name, missing)
+        return [self._load(model, info, pk, found[pk]) for pk in wanted]
+
+    def get_or_create(
+        self, target: type[D] | str, defaults: Mapping[str, Any] | None = None, **conditions: Any
+    ) -> tuple[Any, bool]:
+        """Find the document matching *conditions* (exact values), or create it atomically.
+
+        A new document is built from the conditions and *defaults*. Its pk (unless
+        *defaults* names one) is derived from the conditions, so concurrent callers
+        race for one key and exactly one of them creates the document.
+        """
+        info, model = self._coll(target)
+        if not conditions:
+            raise QueryError("get_or_create() needs at least one condition")
+        conds = [make_cond(k, v) for k, v in conditions.items()]
+        for c in conds:
+            if c.lookup != "exact":
+                raise QueryError(f"get_or_create() takes exact conditions, not __{c.lookup}")
+        node: Node = conds[0] if len(conds) == 1 else And(tuple(conds))
+        values: Data = {}
+        for c in conds:
+            parent = values
+            for seg in c.path[:-1]:
+                parent = parent.setdefault(seg, {})
+            parent[c.path[-1]] = c.operand
+        fields = dict(defaults or {})
+        given_pk = fields.pop("pk", None)
+        if "pk" in values:
+            given_pk = values.pop("pk")
+        for attempt in range(2):
+            hit = next(self._select(info, QuerySpec(node, limit=1)), None)
+            if hit is not None:
+                return self._load(model, info, hit[0], hit[1]), False
+            merged = {**fields, **values}
+            new: Document | Data = model(**merged) if model is not None else merged
+            pk, data = self._dump(new)
+            if given_pk is not None:
+                pk = check_pk(given_pk)
+            elif attempt == 0:
+                # Racing creators all try this key; only one insert can win.
+                pk = hashlib.sha256(f"{info.name}\x00{canonical(values)}".encode()).hexdigest()[:32]
+            if self._swap(info, pk, None, data):
+                if isinstance(new, Document):
+                    new.__dict__["pk"] = pk
+                    return new, True
+                return self._load(None, info, pk, data), True
+            if given_pk is not None:
+                raise DuplicateKey(
+                    f"{info.name!r} already holds pk {pk!r}, not matching {conditions}"
+                )
+        raise StorageError(f"get_or_create() on {info.name!r} kept losing races; try again")
+
+    @overload
+    def delete(self, target: Document) -> None: ...
+    @overload
+    def delete(self, target: type[Document] | str, pk: str) -> None: ...
+    def delete(self, target: Document | type[Document] | str, pk: str | None = None) -> None:
+        """Delete a document (or ``Model, pk`` / ``"name", pk``); ``NotFound`` if absent."""
+        if isinstance(target, Document):
+            if target.pk is None:
+                raise NotFound(type(target).__doqu_collection__.name, ["None"])
+            info, _ = self._coll(type(target))
+            pk = target.pk
+        else:
+            info, _ = self._coll(target)
+            if pk is None:
+                raise TypeError("delete() needs a pk with a model or collection name")
+        if not self._remove(info, [check_pk(pk)]):
+            raise NotFound(info.name, [pk])
+
+    @overload
+    def query(self, target: type[D]) -> Query[D]: ...
+    @overload
+    def query(self, target: str) -> Query[dict[str, Any]]: ...
+    def query(self, target: type[D] | str) -> Query[Any]:
+        """A lazy query over the collection of *target* (a model, or a name for plain dicts)."""
+        from ._query import Query
+
+        info, model = self._coll(target)
+        return Query(self, info, model)
+
+    def clear(self, target: type[Document] | str | None = None) -> None:
+        """Empty one collection, or with no argument every doqu collection."""
+        if target is None:
+            self._check_open()
+            for name in self._names():
+                self._drop(self._coll(name)[0])
+        else:
+            self._drop(self._coll(target)[0])
+
+    def collections(self) -> list[str]:
+        """Names of the collections that hold documents, sorted."""
+        self._check_open()
+        return sorted(self._names())
+
+    def dict(self, target: type[Document] | str, **options: Any) -> MappingView:
+        """A ``MutableMapping`` view over one collection (see the mapping view guide)."""
+        from ._mapping import MappingView
+
+        info, model = self._coll(target)
+        return MappingView(self, info, model, **options)
+
+    def version(self, target: type[Document] | str) -> Any:
+        """The collection's version token: it changes on every write, by any process."""
+        info, _ = self._coll(target)
+        return self._version(info)
+
+    def flush(self) -> None:
+        """Make buffered writes durable (a no-op where every write already is)."""
+        self._check_open()
+        self._flush()
+
+    def reconnect(self) -> None:
+        """Close the connections (if they still work) and open them again."""
+        self._check_open()
+        self._reconnect()
+
+    def close(self) -> None:
+        """Flush and release everything; further use raises ``StorageError``."""
+        if not self._closed:
+            try:
+                self._close()
+            finally:
+                self._closed = True
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def __enter__(self) -> Storage:
+        self._check_open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.url!r}{' closed' if self._closed else ''}>"

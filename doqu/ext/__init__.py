@@ -1,0 +1,1 @@
+"""Backends, one module per URL family: memory, sql, mongodb, tinydb."""

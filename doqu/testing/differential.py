@@ -1,0 +1,165 @@
+"""Differential tests: a backend must answer exactly what the reference evaluator does.
+
+Import these test functions into a test module that provides a ``db`` fixture
+(a connected, empty :class:`doqu.Storage`)::
+
+    from doqu.testing.differential import *  # noqa: F403
+
+Each hypothesis example stores random documents in one collection and checks
+several random queries against :mod:`doqu._evaluator`: the set of matches,
+``count``, ``values``, ordered and sliced windows, ``exists``, and ``update``
+and ``delete`` results. ``DOQU_DIFF_EXAMPLES`` sets the number of examples.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from .._errors import QueryError
+from .._evaluator import apply_update, canonical, distinct, matches, sort_rows
+from .._json import check_json
+from .._storage import Storage
+from .._tree import Node, Path, UpdateOp
+from .strategies import documents, orders, paths, query_trees, updates
+
+__all__ = [
+    "CASES",
+    "test_differential_filters",
+    "test_differential_order_and_slices",
+    "test_differential_updates_and_deletes",
+]
+
+EXAMPLES = int(os.environ.get("DOQU_DIFF_EXAMPLES", "300"))
+QUERIES_PER_EXAMPLE = 5
+CASES: Counter[str] = Counter()  # backend url scheme -> cases checked (printed by the suite)
+
+Doc = dict[str, Any]
+Rows = list[tuple[str, Doc]]
+
+
+def _load(db: Storage, docs: list[Doc]) -> Rows:
+    db.clear("diff")
+    if docs:
+        db.save_many(docs, collection="diff")
+    return [(d["pk"], {k: v for k, v in d.items() if k != "pk"}) for d in docs]
+
+
+def _query(db: Storage, node: Node) -> Any:
+    from .._document import CollectionInfo
+    from .._query import Query
+    from .._storage import QuerySpec
+
+    info, _ = db._coll("diff")
+    assert isinstance(info, CollectionInfo)
+    return Query(db, info, None, QuerySpec(node))
+
+
+def _pks(items: Any) -> list[str]:
+    return [item["pk"] for item in items]
+
+
+def _scheme(db: Storage) -> str:
+    return db.url.split("://", 1)[0]
+
+
+def _values_key(values: list[Any]) -> list[str]:
+    return sorted(canonical(v) for v in values)
+
+
+@settings(max_examples=EXAMPLES)
+@given(
+    docs=documents(),
+    trees=st.lists(query_trees(), min_size=QUERIES_PER_EXAMPLE, max_size=QUERIES_PER_EXAMPLE),
+    field=paths(),
+)
+def test_differential_filters(db: Storage, docs: list[Doc], trees: list[Node], field: str) -> None:
+    """Matches, count, exists and values() agree with the evaluator."""
+    rows = _load(db, docs)
+    for node in trees:
+        expected = sorted(pk for pk, data in rows if matches(node, pk, data))
+        q = _query(db, node)
+        assert sorted(_pks(q)) == expected, f"filter {node}"
+        assert q.count() == len(expected), f"count {node}"
+        assert q.exists() == bool(expected), f"exists {node}"
+        path: Path = tuple(field.split("."))
+        want = distinct(((pk, d) for pk, d in rows if matches(node, pk, d)), path)
+        assert _values_key(q.values(field)) == _values_key(want), f"values({field}) {node}"
+        CASES[_scheme(db)] += 1
+
+
+@settings(max_examples=EXAMPLES)
+@given(
+    docs=documents(),
+    node=query_trees(),
+    order=orders(),
+    window=st.tuples(st.integers(0, 5), st.one_of(st.none(), st.integers(0, 6))),
+)
+def test_differential_order_and_slices(
+    db: Storage,
+    docs: list[Doc],
+    node: Node,
+    order: tuple[tuple[Path, bool], ...],
+    window: tuple[int, int | None],
+) -> None:
+    """Ordered results (mixed kinds, missing first) and offset/limit windows agree."""
+    rows = _load(db, docs)
+    expected = [
+        pk for pk, _ in sort_rows([(pk, d) for pk, d in rows if matches(node, pk, d)], order)
+    ]
+    keys = [("-" if desc else "") + ".".join(path) for path, desc in order]
+    q = _query(db, node).order_by(*keys)
+    assert _pks(q) == expected, f"order_by{tuple(keys)} {node}"
+    start, size = window
+    stop = None if size is None else start + size
+    assert _pks(q[start:stop]) == expected[start:stop], (
+        f"[{start}:{stop}] order_by{tuple(keys)} {node}"
+    )
+    assert q[start:stop].count() == len(expected[start:stop])
+    CASES[_scheme(db)] += 1
+
+
+@settings(max_examples=EXAMPLES)
+@given(docs=documents(), node=query_trees(), ops=updates(), delete=st.booleans())
+def test_differential_updates_and_deletes(
+    db: Storage, docs: list[Doc], node: Node, ops: tuple[UpdateOp, ...], delete: bool
+) -> None:
+    """update() and delete() change exactly what the evaluator changes, or fail alike."""
+    rows = _load(db, docs)
+    before = {pk: d for pk, d in rows}
+    q = _query(db, node)
+    if delete:
+        expected_after = {pk: d for pk, d in rows if not matches(node, pk, d)}
+        assert q.delete() == len(rows) - len(expected_after)
+    else:
+        expected_after = dict(before)
+        error: type[Exception] | None = None
+        changed = 0
+        try:
+            for pk, data in rows:
+                if matches(node, pk, data):
+                    new = apply_update(data, ops)
+                    check_json(new)
+                    changed += new != data
+                    expected_after[pk] = new
+        except (QueryError, ValueError) as exc:
+            error, expected_after = type(exc), before
+        changes = {"__".join(u.path) + f"__{u.op}": u.operand for u in ops}
+        if error is None:
+            assert q.update(**changes) == changed, f"update({changes}) {node}"
+        else:
+            try:
+                q.update(**changes)
+            except Exception as exc:  # noqa: BLE001 - compared below
+                assert isinstance(exc, error), f"update({changes}) raised {exc!r}, expected {error}"
+            else:
+                raise AssertionError(f"update({changes}) {node} should raise {error.__name__}")
+    stored = {item["pk"]: {k: v for k, v in item.items() if k != "pk"} for item in db.query("diff")}
+    assert {k: canonical(v) for k, v in stored.items()} == {
+        k: canonical(v) for k, v in expected_after.items()
+    }
+    CASES[_scheme(db)] += 1

@@ -1,0 +1,174 @@
+"""Test servers and per-test database namespaces for doqu's suites.
+
+Used by doqu's own ``tests/conftest.py`` and available to third-party backends.
+Server URLs come from ``DOQU_TEST_PG_URL``, ``DOQU_TEST_MYSQL_URL`` and
+``DOQU_TEST_MONGO_URL``; without ``DOQU_TEST_MONGO_URL`` a SecantusDB
+(MongoDB wire protocol) server is started on a free port. When ``CI=true``, an
+unreachable server is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from urllib.parse import quote, urlsplit, urlunsplit
+
+__all__ = [
+    "DEFAULT_MYSQL_URL",
+    "DEFAULT_PG_URL",
+    "in_ci",
+    "mongo_database_url",
+    "mongo_server",
+    "mysql_database_url",
+    "pg_schema_url",
+    "unavailable",
+]
+
+DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+DEFAULT_MYSQL_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
+_counter = itertools.count()
+
+
+def in_ci() -> bool:
+    """Whether we run in CI, where a missing server fails instead of skipping."""
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def unavailable(reason: str) -> None:
+    """Skip (laptop) or fail (CI) a test whose server cannot be reached."""
+    import pytest
+
+    if in_ci():
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}_{os.getpid()}_{next(_counter)}"
+
+
+@contextlib.contextmanager
+def pg_schema_url(base: str) -> Iterator[str]:
+    """A URL whose connections see only a fresh schema, dropped afterwards."""
+    import sqlalchemy as sa
+
+    schema = _unique("doqu_t")
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        parts = urlsplit(base)
+        extra = f"options={quote(f'-csearch_path={schema}')}"
+        query = f"{parts.query}&{extra}" if parts.query else extra
+        yield urlunsplit(parts._replace(query=query))
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.dispose()
+
+
+@contextlib.contextmanager
+def mysql_database_url(base: str) -> Iterator[str]:
+    """A URL naming a fresh MariaDB/MySQL database, dropped afterwards."""
+    import sqlalchemy as sa
+
+    name = _unique("doqu_t")
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+        parts = urlsplit(base)
+        yield urlunsplit(parts._replace(path=f"/{name}"))
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.dispose()
+
+
+@contextlib.contextmanager
+def mongo_database_url(base: str) -> Iterator[str]:
+    """A URL naming a fresh MongoDB database, dropped afterwards."""
+    import pymongo
+
+    name = _unique("doqu_t")
+    parts = urlsplit(base)
+    url = urlunsplit(parts._replace(path=f"/{name}"))
+    try:
+        yield url
+    finally:
+        client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(
+            url, serverSelectionTimeoutMS=5000
+        )
+        try:
+            client.drop_database(name)
+        finally:
+            client.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def mongo_server(timeout: float = 30.0) -> Iterator[str]:
+    """Start a SecantusDB server (MongoDB wire protocol) on a free port; yield its URL.
+
+    Raises ``RuntimeError`` when it cannot be started.
+    """
+    import pymongo
+
+    exe = shutil.which("secantusd-py")
+    if exe is None:
+        raise RuntimeError("secantusd-py is not installed (pip install 'doqu[test]')")
+    port = _free_port()
+    storage = tempfile.mkdtemp(prefix="doqu-mongo-")
+    log = open(os.path.join(storage, "server.log"), "w+b")  # noqa: SIM115 - closed below
+    cmd = [exe, "--host", "127.0.0.1", "--port", str(port), "--storage-path", storage]
+    proc = subprocess.Popen(
+        [*cmd, "--standalone", "--log-level", "WARNING"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"mongodb://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                log.seek(0)
+                raise RuntimeError(
+                    f"secantusd-py exited: {log.read()[-2000:].decode(errors='replace')}"
+                )
+            try:
+                client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(
+                    url, serverSelectionTimeoutMS=500
+                )
+                client.admin.command("ping")
+                client.close()
+                break
+            except pymongo.errors.PyMongoError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"secantusd-py did not answer on {url}") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        log.close()
+        shutil.rmtree(storage, ignore_errors=True)

@@ -1,0 +1,147 @@
+"""Hypothesis strategies: random JSON documents, query trees, orders and updates.
+
+The alphabet is small on purpose, so random queries hit random documents often:
+values mix kinds (null, bools, ints, floats, strings with case and non-ASCII
+twins, lists, nested objects) and fields go missing at random.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import strategies as st
+
+from .._errors import QueryError
+from .._tree import And, Cond, Node, Not, Or, Path, UpdateOp, make_cond, parse_update
+
+__all__ = [
+    "FIELDS",
+    "documents",
+    "orders",
+    "paths",
+    "query_trees",
+    "scalars",
+    "updates",
+]
+
+FIELDS = ("a", "b", "s", "n", "tags", "o")
+SUBFIELDS = ("x", "y")
+PATHS: tuple[str, ...] = (*FIELDS, "o.x", "o.y", "nope", "pk")
+
+TEXT = ["", "a", "A", "ab", "aB", "Ab", "b", "ba", "é", "É", "a%", "a_b", "x'y", "1", "a\nb", "Z"]
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.sampled_from([-2.5, 0.5, 1.0, 2.0, 1e15]),
+    st.sampled_from(TEXT),
+)
+lists = st.lists(scalars, max_size=3)
+nested = st.fixed_dictionaries({}, optional={k: st.one_of(scalars, lists) for k in SUBFIELDS})
+values = st.one_of(scalars, scalars, lists, nested)
+
+
+@st.composite
+def documents(draw: st.DrawFn, min_size: int = 0, max_size: int = 12) -> list[dict[str, Any]]:
+    """A list of plain documents, each with a unique ``"pk"``."""
+    n = draw(st.integers(min_size, max_size))
+    docs = []
+    for i in range(n):
+        doc = draw(st.fixed_dictionaries({}, optional={f: values for f in FIELDS}))
+        doc["pk"] = f"p{i:02d}"
+        docs.append(doc)
+    return docs
+
+
+def paths() -> st.SearchStrategy[str]:
+    """Field paths, including nested, missing and ``pk``."""
+    return st.sampled_from(PATHS)
+
+
+def _operand(lookup: str) -> st.SearchStrategy[Any]:
+    if lookup in ("gt", "gte", "lt", "lte"):
+        return st.one_of(
+            st.integers(-3, 3), st.sampled_from([0.5, 1.0, -2.5]), st.sampled_from(TEXT)
+        )
+    if lookup == "between":
+        nums = st.tuples(st.integers(-3, 3), st.integers(-3, 3))
+        return st.one_of(nums, st.tuples(st.sampled_from(TEXT), st.sampled_from(TEXT)))
+    if lookup in ("in", "nin"):
+        return st.lists(st.one_of(scalars, lists), max_size=3)
+    if lookup in ("all", "any"):
+        return st.lists(scalars, min_size=1, max_size=3)
+    if lookup in ("exists", "isnull"):
+        return st.booleans()
+    if lookup in ("icontains", "startswith", "endswith", "istartswith", "iendswith"):
+        return st.sampled_from(TEXT)
+    if lookup == "matches":
+        return st.sampled_from(
+            ["a", "^a", "b$", "^$", "a.b", "[aé]", "^(a|b)+$", "A", "a*b?", "\\.", ".", "[^a]"]
+        )
+    if lookup == "size":
+        return st.integers(0, 3)
+    return values  # exact, ne, contains
+
+
+LOOKUP_NAMES = (
+    "exact", "ne", "gt", "gte", "lt", "lte", "between", "in", "nin", "exists", "isnull",
+    "contains", "icontains", "startswith", "endswith", "istartswith", "iendswith",
+    "matches", "size", "all", "any",
+)  # fmt: skip
+
+
+@st.composite
+def conditions(draw: st.DrawFn) -> Cond:
+    """One checked condition on a random path."""
+    path = draw(paths())
+    lookup = draw(st.sampled_from(LOOKUP_NAMES))
+    return make_cond(f"{path}__{lookup}", draw(_operand(lookup)))
+
+
+def query_trees(max_leaves: int = 6) -> st.SearchStrategy[Node]:
+    """Random And/Or/Not trees over random conditions."""
+    return st.recursive(
+        conditions(),
+        lambda children: st.one_of(
+            st.lists(children, min_size=1, max_size=3).map(lambda c: And(tuple(c))),
+            st.lists(children, min_size=1, max_size=3).map(lambda c: Or(tuple(c))),
+            children.map(Not),
+        ),
+        max_leaves=max_leaves,
+    )
+
+
+@st.composite
+def orders(draw: st.DrawFn) -> tuple[tuple[Path, bool], ...]:
+    """One or two sort keys, always ending with ``pk`` so the order is total."""
+    keys = draw(st.lists(st.sampled_from(("a", "b", "s", "n", "o.x", "nope")), max_size=2))
+    out = [(tuple(k.split(".")), draw(st.booleans())) for k in keys]
+    out.append((("pk",), draw(st.booleans())))
+    return tuple(out)
+
+
+@st.composite
+def updates(draw: st.DrawFn) -> tuple[UpdateOp, ...]:
+    """A valid set of update operators on non-overlapping paths."""
+    chosen = draw(
+        st.lists(
+            st.sampled_from(("a", "b", "s", "n", "tags", "o.x")),
+            min_size=1,
+            max_size=3,
+            unique=True,
+        )
+    )
+    changes: dict[str, Any] = {}
+    for path in chosen:
+        op = draw(st.sampled_from(("set", "unset", "inc", "push", "pull", "add_to_set")))
+        key = f"{path.replace('.', '__')}__{op}"
+        if op == "unset":
+            changes[key] = True
+        elif op == "inc":
+            changes[key] = draw(st.one_of(st.integers(-2, 2), st.just(0.5)))
+        else:
+            changes[key] = draw(values if op == "set" else scalars)
+    try:
+        return parse_update(changes)
+    except QueryError:  # pragma: no cover - the choices above are valid
+        raise
