@@ -93,7 +93,10 @@ def _resolve(scheme: str) -> Factory:
         if exc.name and not exc.name.startswith("doqu"):
             raise missing_driver(scheme, exc) from exc
         raise ConfigError(f"the {scheme}:// backend {module_name!r} cannot be imported") from exc
-    factory: Factory = getattr(module, attr)
+    try:
+        factory: Factory = getattr(module, attr)
+    except AttributeError:
+        raise ConfigError(f"the {scheme}:// backend {entry!r} has no {attr!r}") from None
     return factory
 
 

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from .._errors import QueryError
 from .._evaluator import apply_update, canonical, distinct, matches, sort_rows
-from .._json import check_json
+from .._json import check_json, json_equal
 from .._storage import Storage
 from .._tree import Node, Path, UpdateOp
 from .strategies import documents, orders, paths, query_trees, updates
@@ -144,7 +144,7 @@ def test_differential_updates_and_deletes(
                 if matches(node, pk, data):
                     new = apply_update(data, ops)
                     check_json(new)
-                    changed += new != data
+                    changed += not json_equal(new, data)
                     expected_after[pk] = new
         except (QueryError, ValueError) as exc:
             error, expected_after = type(exc), before

@@ -150,17 +150,19 @@ def mongo_server(timeout: float = 30.0) -> Iterator[str]:
                 raise RuntimeError(
                     f"secantusd-py exited: {log.read()[-2000:].decode(errors='replace')}"
                 )
+            client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(
+                url, serverSelectionTimeoutMS=500
+            )
             try:
-                client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(
-                    url, serverSelectionTimeoutMS=500
-                )
                 client.admin.command("ping")
-                client.close()
                 break
             except pymongo.errors.PyMongoError:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"secantusd-py did not answer on {url}") from None
                 time.sleep(0.2)
+            finally:
+                # An unclosed client warns in __del__, which fails tests under -W error.
+                client.close()
         yield url
     finally:
         if proc.poll() is None:

@@ -1,0 +1,179 @@
+"""Mapping view cases (SQLite): ``db.dict()`` against diskcache, sqlitedict and a plain dict."""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from collections.abc import MutableMapping
+from typing import Any
+
+import doqu
+
+from .harness import Case, Config, Group, Recorder, Side
+from .sql import get_ops
+
+__all__ = ["GROUPS"]
+
+COLLECTION = "bench_kv"
+
+CASES = (
+    Case("sqlite.dict.get.diskcache", "sqlite", "db.dict() get, SQLite", "diskcache Cache", 1.0),
+    Case("sqlite.dict.set.diskcache", "sqlite", "db.dict() set, SQLite", "diskcache Cache", 1.0),
+    Case("sqlite.dict.get.sqlitedict", "sqlite", "db.dict() get, SQLite", "sqlitedict", 0.1),
+    Case("sqlite.dict.set.sqlitedict", "sqlite", "db.dict() set, SQLite", "sqlitedict", 0.1),
+    Case(
+        "sqlite.dict.mirror",
+        "sqlite",
+        "db.dict(cache='mirror', autosync=False) get",
+        "plain dict get",
+        10.0,
+    ),
+)
+
+
+def _value(i: int) -> dict[str, Any]:
+    return {"count": i, "label": f"item {i}", "flags": [i % 2 == 0, i % 3 == 0]}
+
+
+def _gets(mapping: MutableMapping[str, Any] | dict[str, Any], keys: list[str]) -> Side:
+    def run() -> None:
+        for k in keys:
+            mapping[k]
+
+    return Side(lambda: run, ops=len(keys))
+
+
+def _sets(mapping: MutableMapping[str, Any], keys: list[str], values: list[Any]) -> Side:
+    def run() -> None:
+        for k, v in zip(keys, values):
+            mapping[k] = v
+
+    return Side(lambda: run, ops=len(keys))
+
+
+def run_mapping(config: Config, rec: Recorder) -> None:
+    """Fill each store with N items, then time gets and sets of random keys."""
+    n = config.n
+    keys = [f"key:{i:08d}" for i in range(n)]
+    values = [_value(i) for i in range(n)]
+    ops = get_ops(config)
+    rng = random.Random(3)
+    get_keys = [keys[rng.randrange(n)] for _ in range(ops)]
+    set_keys = [keys[rng.randrange(n)] for _ in range(ops)]
+    set_values = [_value(-i) for i in range(ops)]
+    slow = max(20, ops // 20)  # sqlitedict does a few thousand ops/s: time fewer
+
+    with tempfile.TemporaryDirectory(prefix="doqu-bench-kv-") as tmp:
+        db = doqu.connect(f"sqlite:///{os.path.join(tmp, 'doqu.sqlite3')}")
+        try:
+            db.save_many(
+                [{"pk": k, "value": v} for k, v in zip(keys, values)], collection=COLLECTION
+            )
+            view = db.dict(COLLECTION)
+            _diskcache(rec, tmp, keys, values, view, get_keys, set_keys, set_values, n)
+            _sqlitedict(rec, tmp, keys, values, view, get_keys, set_keys, set_values, n, slow)
+
+            mirror = db.dict(COLLECTION, cache="mirror", autosync=False)
+            plain = {k: mirror[k] for k in keys}
+            reads = get_keys * 10
+            rec.measure(
+                "sqlite.dict.mirror",
+                _gets(mirror, reads),
+                _gets(plain, reads),
+                n=n,
+                note=f"{len(reads):,} reads",
+            )
+        finally:
+            db.close()
+
+
+def _diskcache(
+    rec: Recorder,
+    tmp: str,
+    keys: list[str],
+    values: list[Any],
+    view: MutableMapping[str, Any],
+    get_keys: list[str],
+    set_keys: list[str],
+    set_values: list[Any],
+    n: int,
+) -> None:
+    try:
+        from diskcache import Cache
+    except ImportError as exc:
+        for key in ("sqlite.dict.get.diskcache", "sqlite.dict.set.diskcache"):
+            rec.unavailable(key, f"diskcache not installed ({exc})")
+        return
+    cache = Cache(os.path.join(tmp, "diskcache"))
+    try:
+        with cache.transact():
+            for k, v in zip(keys, values):
+                cache[k] = v
+        note = f"{len(get_keys):,} ops"
+        rec.measure(
+            "sqlite.dict.get.diskcache",
+            _gets(view, get_keys),
+            _gets(cache, get_keys),
+            n=n,
+            note=note,
+        )
+        rec.measure(
+            "sqlite.dict.set.diskcache",
+            _sets(view, set_keys, set_values),
+            _sets(cache, set_keys, set_values),
+            n=n,
+            note=note,
+        )
+    finally:
+        cache.close()
+
+
+def _sqlitedict(
+    rec: Recorder,
+    tmp: str,
+    keys: list[str],
+    values: list[Any],
+    view: MutableMapping[str, Any],
+    get_keys: list[str],
+    set_keys: list[str],
+    set_values: list[Any],
+    n: int,
+    slow: int,
+) -> None:
+    try:
+        from sqlitedict import SqliteDict
+    except ImportError as exc:
+        for key in ("sqlite.dict.get.sqlitedict", "sqlite.dict.set.sqlitedict"):
+            rec.unavailable(key, f"sqlitedict not installed ({exc})")
+        return
+    path = os.path.join(tmp, "sqlitedict.sqlite3")
+    with SqliteDict(path, tablename="kv", autocommit=False) as fill:
+        for k, v in zip(keys, values):
+            fill[k] = v
+        fill.commit()
+    # autocommit=True: every set is durable when it returns, as with doqu's view.
+    store = SqliteDict(path, tablename="kv", autocommit=True)
+    try:
+        note = f"{len(get_keys):,} doqu ops, {slow:,} sqlitedict ops"
+        rec.measure(
+            "sqlite.dict.get.sqlitedict",
+            _gets(view, get_keys),
+            _gets(store, get_keys[:slow]),
+            n=n,
+            note=note,
+        )
+        rec.measure(
+            "sqlite.dict.set.sqlitedict",
+            _sets(view, set_keys, set_values),
+            _sets(store, set_keys[:slow], set_values[:slow]),
+            n=n,
+            note=note,
+        )
+    finally:
+        store.close()
+
+
+GROUPS = (
+    Group("sqlite", CASES, ("doqu.ext.sql:SQLStorage", "doqu._mapping:MappingView"), run_mapping),
+)

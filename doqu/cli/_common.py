@@ -1,0 +1,183 @@
+"""What every command shares: value parsing, conditions, errors and output helpers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import IO, Any
+
+import click
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+import doqu
+from doqu import DoquError, Query, Storage, StorageError
+
+__all__ = [
+    "BATCH",
+    "CLIError",
+    "apply_conditions",
+    "dump_json",
+    "echo_error",
+    "error_line",
+    "is_terminal_stdout",
+    "isatty",
+    "open_storage",
+    "out_stream",
+    "parse_pairs",
+    "parse_value",
+    "progress",
+    "stderr_console",
+]
+
+#: Documents per ``save_many`` call in import and copy.
+BATCH = 1000
+
+
+class CLIError(click.ClickException):
+    """A user mistake found by the CLI itself (a bad file, a bad option value); exit 1."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_value(text: str) -> Any:
+    """Parse a command-line value: JSON when *text* is valid JSON, else the string itself.
+
+    ``30`` is a number, ``true`` a bool, ``null`` None, ``["a"]`` a list and ``"30"``
+    (with the quotes) the string 30; ``Ann`` or ``São Paulo`` are strings.
+    ``NaN`` and ``Infinity`` are strings, as JSON has no such numbers.
+    """
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except ValueError:
+        return text
+
+
+def _pk_operand(value: Any) -> Any:
+    # Primary keys are always strings, so `pk=17` can only mean the key "17".
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, list):
+        return [_pk_operand(v) for v in value]
+    return value
+
+
+def parse_pairs(items: Iterable[str], option: str) -> list[tuple[str, Any]]:
+    """Split ``key=value`` options into ``(key, parsed value)`` pairs, in order."""
+    pairs: list[tuple[str, Any]] = []
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise click.UsageError(f"{option} takes key=value, not {item!r}")
+        value = parse_value(raw)
+        if key == "pk" or key.startswith(("pk__", "pk.")):
+            value = _pk_operand(value)
+        pairs.append((key, value))
+    return pairs
+
+
+def apply_conditions(
+    query: Query[Any], where: Sequence[str] = (), where_not: Sequence[str] = ()
+) -> Query[Any]:
+    """Narrow *query* by ``--where`` (each ANDed) and ``--where-not`` (each a NOT) options."""
+    for key, value in parse_pairs(where, "--where"):
+        query = query.where(**{key: value})
+    for key, value in parse_pairs(where_not, "--where-not"):
+        query = query.where_not(**{key: value})
+    return query
+
+
+@contextmanager
+def open_storage(url: str) -> Iterator[Storage]:
+    """Connect to *url* and close the storage afterwards (flushing ``memory://?persist``)."""
+    storage = doqu.connect(url)
+    try:
+        yield storage
+    finally:
+        storage.close()
+
+
+def dump_json(value: Any) -> str:
+    """One-line JSON as the CLI prints it (UTF-8 text kept, not escaped)."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def stderr_console() -> Console:
+    """A rich console on stderr (progress bars and notes never mix with piped output)."""
+    return Console(stderr=True, highlight=False)
+
+
+def progress(console: Console) -> Progress:
+    """A progress display that shows only when stderr is a terminal."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+        transient=False,
+    )
+
+
+def error_line(exc: BaseException) -> str:
+    """Say what went wrong in one line (pydantic's multi-line reports are folded)."""
+    if isinstance(exc, click.ClickException):
+        text = exc.format_message()
+    elif isinstance(exc, ValidationError):
+        errors = exc.errors()
+        shown = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'document'}: {e['msg']}" for e in errors[:3]
+        )
+        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+        text = f"invalid {exc.title}: {shown}{more}"
+    elif isinstance(exc, StorageError):
+        text = str(exc)
+        cause = exc.__cause__
+        if cause is not None and str(cause) and str(cause) not in text:
+            text = f"{text}: {cause}"
+    elif isinstance(exc, DoquError):
+        text = str(exc)
+    elif isinstance(exc, OSError) and exc.filename is not None:
+        text = f"{exc.filename}: {exc.strerror or exc}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
+def echo_error(message: str) -> None:
+    """Print ``doqu: error: message`` on stderr."""
+    click.echo(f"doqu: error: {message}", err=True)
+
+
+def out_stream() -> IO[str]:
+    """Standard output as click sees it (so ``CliRunner`` captures it too)."""
+    return click.get_text_stream("stdout")
+
+
+def isatty(stream: IO[Any]) -> bool:
+    """Whether *stream* is an interactive terminal."""
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def is_terminal_stdout() -> bool:
+    """Whether standard output is a terminal (tables there, JSON lines when piped)."""
+    return isatty(sys.stdout)

@@ -1,0 +1,213 @@
+"""Streaming readers and writers for JSON lines, JSON arrays and CSV.
+
+Nothing here holds more than one document (plus a read buffer) at a time, so
+import and export keep memory flat however large the collection is.
+
+CSV cells: a missing field is an empty cell; strings are written as they are
+unless they would read back as something else (``30``, ``true``, ``""``, text
+starting with ``"`` …), which are written JSON-quoted; every other value is
+written as JSON. Reading parses a cell as JSON when it is valid JSON, else
+takes the text, so an exported CSV imports back to the same documents.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from collections.abc import Iterator, Sequence
+from typing import IO, Any, cast
+
+from ._common import CLIError, dump_json, parse_value
+
+__all__ = [
+    "FORMATS",
+    "Writer",
+    "csv_cell",
+    "guess_format",
+    "open_text",
+    "read_documents",
+]
+
+FORMATS = ("jsonl", "json", "csv")
+_CHUNK = 1 << 16
+_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv"}
+
+
+def guess_format(name: str, given: str | None, default: str = "jsonl") -> str:
+    """The format named by ``--format``, else by the file's extension (``.gz`` ignored)."""
+    if given:
+        return given
+    if name == "-":
+        return default
+    base = name[:-3] if name.endswith(".gz") else name
+    for suffix, fmt in _SUFFIXES.items():
+        if base.lower().endswith(suffix):
+            return fmt
+    raise CLIError(
+        f"{name}: cannot tell the format from the extension; pass --format jsonl|json|csv"
+    )
+
+
+def open_text(path: str, mode: str, fmt: str) -> IO[str]:
+    """Open *path* as UTF-8 text (gzip when it ends with ``.gz``); CSV without newline mapping."""
+    newline = "" if fmt == "csv" else None
+    if path.endswith(".gz"):
+        return cast(IO[str], gzip.open(path, mode + "t", encoding="utf-8", newline=newline))
+    return open(path, mode, encoding="utf-8", newline=newline)
+
+
+# ------------------------------------------------------------------ reading
+def _object(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise CLIError(f"{where}: expected a JSON object, found {type(value).__name__}")
+    return value
+
+
+def _jsonl(stream: IO[str], name: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    for number, line in enumerate(stream, 1):
+        if not line.strip():
+            continue
+        where = f"{name} line {number}"
+        try:
+            value = json.loads(line, parse_constant=_no_constant)
+        except ValueError as exc:
+            raise CLIError(f"{where}: not valid JSON ({exc})") from None
+        yield where, _object(value, where)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _json_array(stream: IO[str], name: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Stream the objects of a top-level JSON array without reading the whole file."""
+    decoder = json.JSONDecoder(parse_constant=_no_constant)
+    buf, pos, eof = "", 0, False
+
+    def more() -> bool:
+        nonlocal buf, pos, eof
+        if eof:
+            return False
+        chunk = stream.read(_CHUNK)
+        if not chunk:
+            eof = True
+            return False
+        buf, pos = buf[pos:] + chunk, 0
+        return True
+
+    def next_char() -> str:
+        nonlocal pos
+        while True:
+            while pos < len(buf) and buf[pos] in " \t\r\n":
+                pos += 1
+            if pos < len(buf):
+                return buf[pos]
+            if not more():
+                return ""
+
+    if next_char() != "[":
+        raise CLIError(f"{name}: a .json file must hold one JSON array of objects")
+    pos += 1
+    index = 0
+    if next_char() == "]":
+        pos += 1
+    else:
+        while True:
+            where = f"{name} item {index + 1}"
+            next_char()
+            while True:
+                try:
+                    value, end = decoder.raw_decode(buf, pos)
+                    break
+                except ValueError as exc:
+                    if not more():
+                        raise CLIError(f"{where}: not valid JSON ({exc})") from None
+            pos = end
+            yield where, _object(value, where)
+            index += 1
+            sep = next_char()
+            pos += 1
+            if sep == "]":
+                break
+            if sep != ",":
+                raise CLIError(f"{where}: expected ',' or ']' after the item, found {sep!r}")
+    if next_char():
+        raise CLIError(f"{name}: unexpected data after the JSON array")
+
+
+def _csv(stream: IO[str], name: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    reader = csv.DictReader(stream)
+    for row in reader:
+        where = f"{name} line {reader.line_num}"
+        if None in row:
+            raise CLIError(f"{where}: more cells than the header has columns")
+        yield where, {k: parse_value(v) for k, v in row.items() if v not in (None, "")}
+
+
+def read_documents(stream: IO[str], fmt: str, name: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield ``(where, document)`` from *stream*; *where* names the line or item for errors."""
+    try:
+        if fmt == "jsonl":
+            yield from _jsonl(stream, name)
+        elif fmt == "json":
+            yield from _json_array(stream, name)
+        elif fmt == "csv":
+            yield from _csv(stream, name)
+        else:  # pragma: no cover - click checks the choice
+            raise CLIError(f"unknown format {fmt!r}")
+    except UnicodeDecodeError as exc:
+        raise CLIError(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except csv.Error as exc:
+        raise CLIError(f"{name}: not valid CSV ({exc})") from None
+    except (gzip.BadGzipFile, EOFError) as exc:
+        raise CLIError(f"{name}: not a valid gzip file ({exc})") from None
+
+
+# ------------------------------------------------------------------ writing
+def csv_cell(value: Any) -> str:
+    """Render one CSV cell so that reading it back gives *value* again."""
+    if isinstance(value, str):
+        if value and parse_value(value) == value and isinstance(parse_value(value), str):
+            return value
+        return dump_json(value)
+    return dump_json(value)
+
+
+class Writer:
+    """Write documents one at a time as JSON lines, a JSON array or CSV rows.
+
+    CSV needs its columns up front (*columns*); the other formats take them
+    from each document.
+    """
+
+    def __init__(self, stream: IO[str], fmt: str, columns: Sequence[str] = ()) -> None:
+        self.stream = stream
+        self.fmt = fmt
+        self.count = 0
+        self._csv: Any = None
+        if fmt == "json":
+            stream.write("[")
+        elif fmt == "csv":
+            self._columns = list(columns)
+            self._csv = csv.writer(stream, lineterminator="\n")
+            self._csv.writerow(self._columns)
+
+    def write(self, doc: dict[str, Any]) -> None:
+        """Append one document."""
+        if self.fmt == "jsonl":
+            self.stream.write(dump_json(doc) + "\n")
+        elif self.fmt == "json":
+            self.stream.write(("\n" if self.count == 0 else ",\n") + dump_json(doc))
+        else:
+            extra = set(doc) - set(self._columns)
+            if extra:
+                raise CLIError(f"document {doc.get('pk')!r} has fields not in the CSV header")
+            self._csv.writerow(["" if c not in doc else csv_cell(doc[c]) for c in self._columns])
+        self.count += 1
+
+    def finish(self) -> None:
+        """Close the JSON array (the stream itself stays open)."""
+        if self.fmt == "json":
+            self.stream.write("\n]\n" if self.count else "]\n")
+        self.stream.flush()

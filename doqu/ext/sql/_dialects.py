@@ -1,0 +1,688 @@
+"""Query-tree → SQL translators, one per dialect (SQLite, PostgreSQL, MariaDB/MySQL).
+
+Each translator renders a :class:`~doqu._tree.Node` as a ``WHERE`` clause with
+exactly the reference evaluator's semantics. Field paths are validated
+identifiers and are rendered as SQL *literals* (so expression indexes match the
+query); every operand is a bound parameter, in the driver's paramstyle.
+
+Conditions are two-valued: a leaf under a ``NOT`` is wrapped in
+``COALESCE(…, FALSE)`` so a missing field (SQL ``NULL``) never leaks through a
+negation. Outside a negation the bare expression is kept, because ``NULL``
+already acts as false there and the bare form is what indexes match.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ..._errors import QueryError
+from ..._evaluator import ascii_fold
+from ..._json import kind
+from ..._tree import And, Cond, Node, Not, Or, Path, regex_replace_end_anchor
+
+__all__ = ["Loc", "MySQLTranslator", "PostgresTranslator", "SQLiteTranslator", "Translator"]
+
+_SEGMENT = re.compile(r"[^\W\d]\w*")
+_MARKER = re.compile("\x01(\\d+)\x02")
+
+
+def check_segment(seg: str) -> str:
+    """A path segment rendered into SQL must be a plain identifier (the core checks it too)."""
+    if not isinstance(seg, str) or not _SEGMENT.fullmatch(seg) or len(seg) > 128:
+        raise QueryError(f"field path segment {seg!r} is not a plain identifier")
+    return seg
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text, as documents are stored."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Loc:
+    """Where a JSON value sits, as SQL expressions.
+
+    ``j``: the JSON value (dialect form); ``typ``: its type name (``NULL`` when
+    missing); ``text``: its text when it is a string; ``path``: the literal JSON
+    path for a document field (``None`` for list elements); ``pk``: the primary
+    key column (always a present string).
+    """
+
+    j: str
+    typ: str
+    text: str
+    path: str | None = None
+    pk: bool = False
+
+
+class Translator:
+    """Renders query trees for one dialect; collects bound parameters in order."""
+
+    placeholder: ClassVar[str] = "?"
+    true: ClassVar[str] = "1"
+    false: ClassVar[str] = "0"
+    data: ClassVar[str] = "data"
+
+    def __init__(self) -> None:
+        self._values: list[Any] = []
+        self._aliases = 0
+
+    # ----------------------------------------------------------------- helpers
+    def bind(self, value: Any) -> str:
+        """A marker for a bound parameter; :meth:`finish` turns markers into placeholders.
+
+        Markers (not placeholders) because parts of a condition may be dropped or
+        repeated after they were rendered, and parameters must follow the final text.
+        """
+        self._values.append(value)
+        return f"\x01{len(self._values) - 1}\x02"
+
+    def finish(self, sql: str) -> tuple[str, list[Any]]:
+        """The statement in the driver's paramstyle and its parameters, in order."""
+        params: list[Any] = []
+
+        def sub(m: re.Match[str]) -> str:
+            params.append(self._values[int(m.group(1))])
+            return self.placeholder
+
+        return _MARKER.sub(sub, sql), params
+
+    def alias(self) -> str:
+        self._aliases += 1
+        return f"e{self._aliases}"
+
+    def coalesce(self, sql: str) -> str:
+        return f"COALESCE(({sql}), {self.false})"
+
+    def all_of(self, parts: Sequence[str]) -> str:
+        parts = [p for p in parts if p != self.true]
+        if self.false in parts:
+            return self.false
+        if not parts:
+            return self.true
+        return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
+
+    def any_of(self, parts: Sequence[str]) -> str:
+        parts = [p for p in parts if p != self.false]
+        if self.true in parts:
+            return self.true
+        if not parts:
+            return self.false
+        return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+
+    def negate(self, sql: str) -> str:
+        if sql == self.true:
+            return self.false
+        if sql == self.false:
+            return self.true
+        return f"NOT {self.coalesce(sql)}"
+
+    # ------------------------------------------------------------- the tree
+    def where(self, node: Node | None) -> str:
+        """The SQL condition for *node* (``None`` matches everything)."""
+        if node is None:
+            return self.true
+        return self.node(node, negated=False)
+
+    def node(self, node: Node, negated: bool) -> str:
+        if isinstance(node, Cond):
+            sql = self.cond(node)
+            if negated and sql not in (self.true, self.false):
+                return self.coalesce(sql)
+            return sql
+        if isinstance(node, And):
+            return self.all_of([self.node(c, negated) for c in node.children])
+        if isinstance(node, Or):
+            return self.any_of([self.node(c, negated) for c in node.children])
+        if isinstance(node, Not):
+            return self.negate(self.node(node.child, True))
+        raise QueryError(f"not a query node: {node!r}")
+
+    def cond(self, c: Cond) -> str:
+        loc = self.loc(c.path)
+        lk, op = c.lookup, c.operand
+        if lk == "exact":
+            return self.eq(loc, op)
+        if lk == "ne":
+            return self.negate(self.eq(loc, op))
+        if lk in ("gt", "gte", "lt", "lte"):
+            sym = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[lk]
+            return self.compare(loc, sym, op)
+        if lk == "between":
+            low, high = op
+            return self.all_of([self.compare(loc, ">=", low), self.compare(loc, "<=", high)])
+        if lk == "in":
+            return self.any_of([self.eq(loc, o) for o in op])
+        if lk == "nin":
+            return self.negate(self.any_of([self.eq(loc, o) for o in op]))
+        if lk == "exists":
+            present = self.present(loc)
+            return present if op else self.negate(present)
+        if lk == "isnull":
+            if loc.pk:
+                return self.false if op else self.true
+            if op:
+                return f"({loc.typ} IS NULL OR {self.is_kind(loc, 'null')})"
+            return self.negate(f"({loc.typ} IS NULL OR {self.is_kind(loc, 'null')})")
+        if lk == "contains":
+            parts = [self.elements(loc, lambda e: self.eq(e, op))]
+            if isinstance(op, str):
+                parts.append(self.all_of([self.is_kind(loc, "string"), self.s_contains(loc, op)]))
+            return self.any_of(parts)
+        if lk == "icontains":
+            folded = ascii_fold(op)
+            elem = self.elements(
+                loc,
+                lambda e: self.all_of([self.is_kind(e, "string"), self.s_ieq(e, folded)]),
+            )
+            sub = self.all_of([self.is_kind(loc, "string"), self.s_icontains(loc, folded)])
+            return self.any_of([elem, sub])
+        if lk == "size":
+            return self.size(loc, op)
+        if lk in ("all", "any"):
+            parts = [self.elements(loc, self._equal_to(o)) for o in op]
+            return self.all_of(parts) if lk == "all" else self.any_of(parts)
+        text_ops: dict[str, Callable[[Loc, str], str]] = {
+            "startswith": self.s_startswith,
+            "endswith": self.s_endswith,
+            "istartswith": lambda loc, op: self.s_istartswith(loc, ascii_fold(op)),
+            "iendswith": lambda loc, op: self.s_iendswith(loc, ascii_fold(op)),
+            "matches": self.s_matches,
+        }
+        if lk in text_ops:
+            return self.all_of([self.is_kind(loc, "string"), text_ops[lk](loc, op)])
+        raise QueryError(f"unknown lookup {lk!r}")
+
+    def _equal_to(self, op: Any) -> Callable[[Loc], str]:
+        return lambda e: self.eq(e, op)
+
+    def present(self, loc: Loc) -> str:
+        return self.true if loc.pk else f"{loc.typ} IS NOT NULL"
+
+    def compare(self, loc: Loc, sym: str, op: Any) -> str:
+        if isinstance(op, str):
+            return self.all_of([self.is_kind(loc, "string"), self.s_compare(loc, sym, op)])
+        if loc.pk:
+            return self.false
+        return self.all_of([self.is_kind(loc, "number"), self.n_compare(loc, sym, op)])
+
+    # --------------------------------------------------- dialect primitives
+    def loc(self, path: Path) -> Loc:
+        raise NotImplementedError
+
+    def is_kind(self, loc: Loc, k: str) -> str:
+        raise NotImplementedError
+
+    def eq(self, loc: Loc, op: Any) -> str:
+        raise NotImplementedError
+
+    def n_compare(self, loc: Loc, sym: str, op: Any) -> str:
+        raise NotImplementedError
+
+    def s_compare(self, loc: Loc, sym: str, op: str) -> str:
+        raise NotImplementedError
+
+    def s_contains(self, loc: Loc, op: str) -> str:
+        raise NotImplementedError
+
+    def s_icontains(self, loc: Loc, folded: str) -> str:
+        raise NotImplementedError
+
+    def s_ieq(self, loc: Loc, folded: str) -> str:
+        raise NotImplementedError
+
+    def s_startswith(self, loc: Loc, op: str) -> str:
+        raise NotImplementedError
+
+    def s_endswith(self, loc: Loc, op: str) -> str:
+        raise NotImplementedError
+
+    def s_istartswith(self, loc: Loc, folded: str) -> str:
+        raise NotImplementedError
+
+    def s_iendswith(self, loc: Loc, folded: str) -> str:
+        raise NotImplementedError
+
+    def s_matches(self, loc: Loc, pattern: str) -> str:
+        raise NotImplementedError
+
+    def size(self, loc: Loc, n: int) -> str:
+        raise NotImplementedError
+
+    def elements(self, loc: Loc, body: Callable[[Loc], str]) -> str:
+        """``EXISTS`` an element of the list at *loc* for which *body* holds."""
+        raise NotImplementedError
+
+    def sort_keys(self, loc: Loc, descending: bool) -> list[str]:
+        """``ORDER BY`` terms: kind rank, then number, then string (the rest tie)."""
+        raise NotImplementedError
+
+    def values_sql(self, table: str, path: Path, where: str) -> str:
+        """Rows for ``values()``: list elements one by one, no nulls."""
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------------- SQLite
+class SQLiteTranslator(Translator):
+    """SQLite's JSON1 functions; strings compare with the default BINARY collation."""
+
+    _KINDS: ClassVar[dict[str, str]] = {
+        "null": "= 'null'",
+        "true": "= 'true'",
+        "false": "= 'false'",
+        "bool": "IN ('true', 'false')",
+        "number": "IN ('integer', 'real')",
+        "string": "= 'text'",
+        "array": "= 'array'",
+        "object": "= 'object'",
+    }
+
+    @staticmethod
+    def json_path(path: Path) -> str:
+        return "'$" + "".join(f'."{check_segment(s)}"' for s in path) + "'"
+
+    def loc(self, path: Path) -> Loc:
+        if path == ("pk",):
+            return Loc("pk", "'text'", "pk", pk=True)
+        p = self.json_path(path)
+        return Loc(f"json_extract(data, {p})", f"json_type(data, {p})", "", path=p)
+
+    def value(self, loc: Loc) -> str:
+        return loc.j
+
+    def is_kind(self, loc: Loc, k: str) -> str:
+        if loc.pk:
+            return self.true if k == "string" else self.false
+        return f"{loc.typ} {self._KINDS[k]}"
+
+    def eq(self, loc: Loc, op: Any) -> str:
+        k = kind(op)
+        if loc.pk:
+            return f"pk = {self.bind(op)}" if k == "string" else self.false
+        if k == "null":
+            return self.is_kind(loc, "null")
+        if k == "bool":
+            return self.is_kind(loc, "true" if op else "false")
+        if k in ("number", "string"):
+            return f"({self.is_kind(loc, k)} AND {loc.j} = {self.bind(op)})"
+        # Arrays and objects: JSON equality (numbers by value, keys in any order).
+        return f"({self.is_kind(loc, k)} AND doqu_json_eq({loc.j}, {self.bind(dumps(op))}))"
+
+    def n_compare(self, loc: Loc, sym: str, op: Any) -> str:
+        return f"{loc.j} {sym} {self.bind(op)}"
+
+    def s_compare(self, loc: Loc, sym: str, op: str) -> str:
+        return f"{loc.j} {sym} {self.bind(op)}"
+
+    def s_contains(self, loc: Loc, op: str) -> str:
+        return f"doqu_instr({loc.j}, {self.bind(op)}) > 0"
+
+    def s_icontains(self, loc: Loc, folded: str) -> str:
+        return f"doqu_instr(lower({loc.j}), {self.bind(folded)}) > 0"
+
+    def s_ieq(self, loc: Loc, folded: str) -> str:
+        return f"lower({loc.j}) = {self.bind(folded)}"
+
+    def s_startswith(self, loc: Loc, op: str) -> str:
+        return f"doqu_instr({loc.j}, {self.bind(op)}) = 1"
+
+    def s_endswith(self, loc: Loc, op: str) -> str:
+        return f"doqu_endswith({loc.j}, {self.bind(op)})"
+
+    def s_istartswith(self, loc: Loc, folded: str) -> str:
+        return f"doqu_instr(lower({loc.j}), {self.bind(folded)}) = 1"
+
+    def s_iendswith(self, loc: Loc, folded: str) -> str:
+        return f"doqu_endswith(lower({loc.j}), {self.bind(folded)})"
+
+    def s_matches(self, loc: Loc, pattern: str) -> str:
+        return f"doqu_regexp({self.bind(pattern)}, {loc.j})"
+
+    def size(self, loc: Loc, n: int) -> str:
+        if loc.pk or loc.path is None:
+            return self.false
+        return f"({self.is_kind(loc, 'array')} AND json_array_length(data, {loc.path}) = {n:d})"
+
+    def elements(self, loc: Loc, body: Callable[[Loc], str]) -> str:
+        if loc.pk or loc.path is None:
+            return self.false
+        e = self.alias()
+        inner = body(Loc(f"{e}.value", f"{e}.type", f"{e}.value"))
+        if inner == self.false:
+            return self.false
+        return (
+            f"({self.is_kind(loc, 'array')} AND EXISTS (SELECT 1 FROM json_each(data, {loc.path})"
+            f" AS {e} WHERE {inner}))"
+        )
+
+    def sort_keys(self, loc: Loc, descending: bool) -> list[str]:
+        d = " DESC" if descending else ""
+        if loc.pk:
+            return [f"pk{d}"]
+        t, v = loc.typ, loc.j
+        rank = (
+            f"CASE WHEN {t} IS NULL OR {t} = 'null' THEN 0 WHEN {t} IN ('integer', 'real')"
+            f" THEN 1 WHEN {t} = 'text' THEN 2 ELSE 3 END"
+        )
+        return [
+            f"{rank}{d}",
+            f"CASE WHEN {t} IN ('integer', 'real') THEN {v} END{d}",
+            f"CASE WHEN {t} = 'text' THEN {v} END{d}",
+        ]
+
+    def values_sql(self, table: str, path: Path, where: str) -> str:
+        if path == ("pk",):
+            return f"SELECT DISTINCT 'text', pk FROM {table} WHERE {where}"
+        p = self.json_path(path)
+        # Number kinds merge so that 1 and 1.0 are one value (SQLite compares them equal).
+        kinds = "CASE {t} WHEN 'integer' THEN 'number' WHEN 'real' THEN 'number' ELSE {t} END"
+        scalar = kinds.format(t=f"json_type(data, {p})")
+        elem = kinds.format(t="e.type")
+        return (
+            f"SELECT DISTINCT k, v FROM ("
+            f"SELECT {scalar} AS k, json_extract(data, {p}) AS v FROM {table}"
+            f" WHERE json_type(data, {p}) NOT IN ('null', 'array') AND ({where})"
+            f" UNION ALL SELECT {elem}, e.value FROM {table}, json_each(data, {p}) AS e"
+            f" WHERE json_type(data, {p}) = 'array' AND e.type <> 'null' AND ({where}))"
+        )
+
+
+# ------------------------------------------------------------------ PostgreSQL
+class PostgresTranslator(Translator):
+    """JSONB operators; strings compare ``COLLATE "C"`` (code point order)."""
+
+    placeholder = "%s"
+    true = "TRUE"
+    false = "FALSE"
+
+    @staticmethod
+    def json_expr(path: Path, text: bool = False) -> str:
+        segs = [f"'{check_segment(s)}'" for s in path]
+        if text:
+            return "(data" + "".join(f"->{s}" for s in segs[:-1]) + f"->>{segs[-1]})"
+        return "(data" + "".join(f"->{s}" for s in segs) + ")"
+
+    def loc(self, path: Path) -> Loc:
+        if path == ("pk",):
+            return Loc("pk", "'string'", "pk", pk=True)
+        j = self.json_expr(path)
+        return Loc(j, f"jsonb_typeof({j})", self.json_expr(path, text=True), path=j)
+
+    @staticmethod
+    def has_nul(value: Any) -> bool:
+        # PostgreSQL stores no NUL in text or JSONB, so no stored value can equal such an operand.
+        stack = [value]
+        while stack:
+            v = stack.pop()
+            if isinstance(v, str):
+                if "\x00" in v:
+                    return True
+            elif isinstance(v, list):
+                stack.extend(v)
+            elif isinstance(v, dict):
+                stack.extend(v.keys())
+                stack.extend(v.values())
+        return False
+
+    def is_kind(self, loc: Loc, k: str) -> str:
+        if loc.pk:
+            return self.true if k == "string" else self.false
+        if k in ("true", "false"):
+            return f"{loc.j} = '{k}'::jsonb"
+        name = {"bool": "boolean"}.get(k, k)
+        return f"{loc.typ} = '{name}'"
+
+    def eq(self, loc: Loc, op: Any) -> str:
+        if self.has_nul(op):
+            return self.false
+        if loc.pk:
+            return f"pk = {self.bind(op)}::text" if isinstance(op, str) else self.false
+        return f"{loc.j} = {self.bind(dumps(op))}::jsonb"
+
+    def n_compare(self, loc: Loc, sym: str, op: Any) -> str:
+        return f"{loc.j} {sym} {self.bind(dumps(op))}::jsonb"
+
+    def s_compare(self, loc: Loc, sym: str, op: str) -> str:
+        if "\x00" in op:
+            # No stored string holds NUL: compare with the part before it instead.
+            op = op[: op.index("\x00")]
+            sym = {">=": ">", "<": "<="}.get(sym, sym)
+        return f'{loc.text} COLLATE "C" {sym} {self.bind(op)}::text'
+
+    def s_contains(self, loc: Loc, op: str) -> str:
+        if "\x00" in op:
+            return self.false
+        return f"strpos({loc.text}, {self.bind(op)}::text) > 0"
+
+    def fold(self, sql: str) -> str:
+        return f'lower({sql} COLLATE "C")'
+
+    def s_icontains(self, loc: Loc, folded: str) -> str:
+        if "\x00" in folded:
+            return self.false
+        return f"strpos({self.fold(loc.text)}, {self.bind(folded)}::text) > 0"
+
+    def s_ieq(self, loc: Loc, folded: str) -> str:
+        if "\x00" in folded:
+            return self.false
+        return f"{self.fold(loc.text)} = {self.bind(folded)}::text"
+
+    def s_startswith(self, loc: Loc, op: str) -> str:
+        if "\x00" in op:
+            return self.false
+        return f"starts_with({loc.text}, {self.bind(op)}::text)"
+
+    def s_endswith(self, loc: Loc, op: str) -> str:
+        if "\x00" in op:
+            return self.false
+        p = self.bind(op)
+        return f"right({loc.text}, length({p}::text)) = {self.bind(op)}::text"
+
+    def s_istartswith(self, loc: Loc, folded: str) -> str:
+        if "\x00" in folded:
+            return self.false
+        return f"starts_with({self.fold(loc.text)}, {self.bind(folded)}::text)"
+
+    def s_iendswith(self, loc: Loc, folded: str) -> str:
+        if "\x00" in folded:
+            return self.false
+        p = self.bind(folded)
+        return f"right({self.fold(loc.text)}, length({p}::text)) = {self.bind(folded)}::text"
+
+    def s_matches(self, loc: Loc, pattern: str) -> str:
+        # ARE: "." matches newline and "$" is the end of the string unless asked otherwise.
+        return f'{loc.text} COLLATE "C" ~ {self.bind(pattern)}::text'
+
+    def size(self, loc: Loc, n: int) -> str:
+        if loc.pk:
+            return self.false
+        return f"CASE WHEN {loc.typ} = 'array' THEN jsonb_array_length({loc.j}) END = {n:d}"
+
+    def elements(self, loc: Loc, body: Callable[[Loc], str]) -> str:
+        if loc.pk:
+            return self.false
+        e = self.alias()
+        inner = body(Loc(f"{e}.v", f"jsonb_typeof({e}.v)", f"({e}.v #>> '{{}}')"))
+        if inner == self.false:
+            return self.false
+        arr = f"CASE WHEN {loc.typ} = 'array' THEN {loc.j} ELSE '[]'::jsonb END"
+        return f"EXISTS (SELECT 1 FROM jsonb_array_elements({arr}) AS {e}(v) WHERE {inner})"
+
+    def sort_keys(self, loc: Loc, descending: bool) -> list[str]:
+        d = " DESC" if descending else ""
+        if loc.pk:
+            return [f'pk COLLATE "C"{d}']
+        t = loc.typ
+        rank = (
+            f"CASE WHEN {t} IS NULL OR {t} = 'null' THEN 0 WHEN {t} = 'number' THEN 1"
+            f" WHEN {t} = 'string' THEN 2 ELSE 3 END"
+        )
+        return [
+            f"{rank}{d}",
+            f"CASE WHEN {t} = 'number' THEN {loc.j} END{d}",
+            f"CASE WHEN {t} = 'string' THEN {loc.text} END COLLATE \"C\"{d}",
+        ]
+
+    def values_sql(self, table: str, path: Path, where: str) -> str:
+        if path == ("pk",):
+            return f"SELECT DISTINCT to_jsonb(pk) FROM {table} WHERE {where}"
+        j = self.json_expr(path)
+        arr = f"CASE WHEN jsonb_typeof({j}) = 'array' THEN {j} ELSE jsonb_build_array({j}) END"
+        return (
+            f"SELECT DISTINCT e.v FROM {table} CROSS JOIN LATERAL jsonb_array_elements({arr})"
+            f" AS e(v) WHERE jsonb_typeof(e.v) <> 'null' AND ({where})"
+        )
+
+
+# ---------------------------------------------------------------- MariaDB/MySQL
+class MySQLTranslator(Translator):
+    """MariaDB/MySQL JSON functions; strings compare as binary (code point order)."""
+
+    placeholder = "%s"
+
+    _KINDS: ClassVar[dict[str, str]] = {
+        "null": "= 'NULL'",
+        "bool": "= 'BOOLEAN'",
+        "number": "IN ('INTEGER', 'DOUBLE', 'DECIMAL', 'UNSIGNED INTEGER')",
+        "string": "= 'STRING'",
+        "array": "= 'ARRAY'",
+        "object": "= 'OBJECT'",
+    }
+
+    @staticmethod
+    def json_path(path: Path) -> str:
+        return "'$" + "".join(f'."{check_segment(s)}"' for s in path) + "'"
+
+    def loc(self, path: Path) -> Loc:
+        if path == ("pk",):
+            return Loc("pk", "'STRING'", "pk", pk=True)
+        p = self.json_path(path)
+        j = f"JSON_EXTRACT(data, {p})"
+        return Loc(j, f"JSON_TYPE({j})", f"JSON_UNQUOTE({j})", path=p)
+
+    @staticmethod
+    def binary(sql: str) -> str:
+        return f"CAST({sql} AS BINARY)"
+
+    def fold(self, sql: str) -> str:
+        # LOWER() folds non-ASCII letters too (or nothing, on binary strings): fold A-Z only.
+        out = self.binary(sql)
+        for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ":
+            out = f"REPLACE({out}, '{c}', '{c.lower()}')"
+        return out
+
+    def is_kind(self, loc: Loc, k: str) -> str:
+        if loc.pk:
+            return self.true if k == "string" else self.false
+        if k in ("true", "false"):
+            return f"({loc.typ} = 'BOOLEAN' AND {self.binary(loc.j)} = '{k}')"
+        return f"{loc.typ} {self._KINDS[k]}"
+
+    def eq(self, loc: Loc, op: Any) -> str:
+        k = kind(op)
+        if loc.pk:
+            return f"{self.binary('pk')} = {self.bind_bin(op)}" if k == "string" else self.false
+        if k == "null":
+            return self.is_kind(loc, "null")
+        if k == "bool":
+            return self.is_kind(loc, "true" if op else "false")
+        if k == "number":
+            return f"({self.is_kind(loc, k)} AND {self.number(loc)} = {self.bind(op)})"
+        if k == "string":
+            return f"({self.is_kind(loc, k)} AND {self.binary(loc.text)} = {self.bind_bin(op)})"
+        return f"({self.is_kind(loc, k)} AND JSON_EQUALS({loc.j}, {self.bind(dumps(op))}))"
+
+    def bind_bin(self, op: str) -> str:
+        return self.binary(self.bind(op))
+
+    def number(self, loc: Loc) -> str:
+        return f"CAST({loc.text} AS DOUBLE)"
+
+    def n_compare(self, loc: Loc, sym: str, op: Any) -> str:
+        return f"{self.number(loc)} {sym} {self.bind(op)}"
+
+    def s_compare(self, loc: Loc, sym: str, op: str) -> str:
+        return f"{self.binary(loc.text)} {sym} {self.bind_bin(op)}"
+
+    def s_contains(self, loc: Loc, op: str) -> str:
+        return f"LOCATE({self.bind_bin(op)}, {self.binary(loc.text)}) > 0"
+
+    def s_icontains(self, loc: Loc, folded: str) -> str:
+        return f"LOCATE({self.bind_bin(folded)}, {self.fold(loc.text)}) > 0"
+
+    def s_ieq(self, loc: Loc, folded: str) -> str:
+        return f"{self.fold(loc.text)} = {self.bind_bin(folded)}"
+
+    def _starts(self, sql: str, op: str) -> str:
+        p = self.bind_bin(op)
+        return f"LEFT({sql}, LENGTH({p})) = {self.bind_bin(op)}"
+
+    def _ends(self, sql: str, op: str) -> str:
+        p = self.bind_bin(op)
+        return f"RIGHT({sql}, LENGTH({p})) = {self.bind_bin(op)}"
+
+    def s_startswith(self, loc: Loc, op: str) -> str:
+        return self._starts(self.binary(loc.text), op)
+
+    def s_endswith(self, loc: Loc, op: str) -> str:
+        return self._ends(self.binary(loc.text), op)
+
+    def s_istartswith(self, loc: Loc, folded: str) -> str:
+        return self._starts(self.fold(loc.text), folded)
+
+    def s_iendswith(self, loc: Loc, folded: str) -> str:
+        return self._ends(self.fold(loc.text), folded)
+
+    def s_matches(self, loc: Loc, pattern: str) -> str:
+        # PCRE: case-sensitive, "." matches newline, "$" only at the very end.
+        pcre = "(?s-i)" + regex_replace_end_anchor(pattern, r"\z")
+        return f"{loc.text} REGEXP {self.bind(pcre)}"
+
+    def size(self, loc: Loc, n: int) -> str:
+        if loc.pk:
+            return self.false
+        return f"({self.is_kind(loc, 'array')} AND JSON_LENGTH({loc.j}) = {n:d})"
+
+    def elements(self, loc: Loc, body: Callable[[Loc], str]) -> str:
+        if loc.pk or loc.path is None:
+            return self.false
+        e = self.alias()
+        j = f"{e}.v"
+        inner = body(Loc(j, f"JSON_TYPE({j})", f"JSON_UNQUOTE({j})"))
+        if inner == self.false:
+            return self.false
+        each = f"JSON_TABLE(data, {loc.path[:-1]}[*]' COLUMNS (v JSON PATH '$')) AS {e}"
+        return f"({self.is_kind(loc, 'array')} AND EXISTS (SELECT 1 FROM {each} WHERE {inner}))"
+
+    def sort_keys(self, loc: Loc, descending: bool) -> list[str]:
+        d = " DESC" if descending else ""
+        if loc.pk:
+            return [f"pk{d}"]
+        t = loc.typ
+        num = self._KINDS["number"]
+        rank = (
+            f"CASE WHEN {t} IS NULL OR {t} = 'NULL' THEN 0 WHEN {t} {num} THEN 1"
+            f" WHEN {t} = 'STRING' THEN 2 ELSE 3 END"
+        )
+        return [
+            f"{rank}{d}",
+            f"CASE WHEN {t} {num} THEN {self.number(loc)} END{d}",
+            f"CASE WHEN {t} = 'STRING' THEN {self.binary(loc.text)} END{d}",
+        ]
+
+    def values_sql(self, table: str, path: Path, where: str) -> str:
+        if path == ("pk",):
+            return f"SELECT DISTINCT JSON_QUOTE(pk) FROM {table} WHERE {where}"
+        p = self.json_path(path)
+        j = f"JSON_EXTRACT(data, {p})"
+        each = f"JSON_TABLE(data, {p[:-1]}[*]' COLUMNS (v JSON PATH '$')) AS e"
+        return (
+            f"SELECT DISTINCT v FROM ("
+            f"SELECT {j} AS v FROM {table} WHERE JSON_TYPE({j}) NOT IN ('NULL', 'ARRAY')"
+            f" AND ({where}) UNION ALL SELECT e.v FROM {table}, {each}"
+            f" WHERE JSON_TYPE({j}) = 'ARRAY' AND JSON_TYPE(e.v) <> 'NULL' AND ({where})) AS u"
+        )

@@ -1,0 +1,3 @@
+"""The conformance suite over every backend of the ``db`` fixture."""
+
+from doqu.testing.conformance import *  # noqa: F403

@@ -1,0 +1,422 @@
+"""Backend-independent tests of the core: keys, documents, the query tree, the registry,
+packaging and thread safety (on ``memory://``)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import doqu
+from doqu import ConfigError, Document, Q, QueryError, _registry
+from doqu._pk import new_pk
+from doqu._tree import And, Cond, Not, Or, make_cond, parse_path
+from doqu.testing import conformance
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def mem() -> Iterator[doqu.Storage]:
+    db = doqu.connect("memory://")
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+# ------------------------------------------------------------------ keys
+def test_pks_unique_increasing_hex() -> None:
+    pks = [new_pk() for _ in range(10_000)]
+    assert len(set(pks)) == 10_000
+    assert all(a < b for a, b in itertools.pairwise(pks))
+    assert all(re.fullmatch(r"[0-9a-f]{32}", pk) for pk in pks[:100])
+    assert {pk[12] for pk in pks} == {"7"}  # UUIDv7
+    assert {pk[16] for pk in pks} <= set("89ab")  # RFC 4122 variant
+
+
+def test_pks_increase_across_threads() -> None:
+    lock = threading.Lock()
+    made: list[str] = []
+    per_thread: dict[int, list[str]] = {}
+
+    def work(i: int) -> None:
+        mine = per_thread.setdefault(i, [])
+        for _ in range(2000):
+            with lock:  # the append order is the creation order
+                pk = new_pk()
+                made.append(pk)
+            mine.append(pk)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(made)) == 8000
+    assert made == sorted(made)
+    for mine in per_thread.values():
+        assert mine == sorted(mine)
+
+
+def test_pks_increase_without_lock_per_thread() -> None:
+    per_thread: dict[int, list[str]] = {i: [] for i in range(4)}
+
+    def work(i: int) -> None:
+        for _ in range(2000):
+            per_thread[i].append(new_pk())
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    everything = [pk for mine in per_thread.values() for pk in mine]
+    assert len(set(everything)) == 8000
+    for mine in per_thread.values():
+        assert all(a < b for a, b in itertools.pairwise(mine))
+
+
+# ------------------------------------------------------------- documents
+class HTTPRequest(Document):
+    url: str
+
+
+class Plain(Document):
+    x: int = 0
+
+
+class MyDoc2(Document):
+    pass
+
+
+def test_default_collection_names() -> None:
+    assert HTTPRequest.__doqu_collection__.name == "http_request"
+    assert Plain.__doqu_collection__.name == "plain"
+    assert MyDoc2.__doqu_collection__.name == "my_doc2"
+    assert conformance.Person.__doqu_collection__.name == "people"
+
+
+def test_meta_parsing() -> None:
+    class Indexed(Document):
+        a: int = 0
+
+        class Meta:
+            collection = "idx"
+            indexes = ["a", ("a", "b.c"), "d__e"]  # noqa: RUF012
+            unique = [("a", "b")]  # noqa: RUF012
+
+    info = Indexed.__doqu_collection__
+    assert info.name == "idx"
+    assert info.indexes == ((("a",),), (("a",), ("b", "c")), (("d", "e"),))
+    assert info.unique == ((("a",), ("b",)),)
+    with pytest.raises(QueryError):
+
+        class BadIndex(Document):
+            class Meta:
+                indexes = ["a b"]  # noqa: RUF012
+
+    with pytest.raises(QueryError):
+
+        class BadName(Document):
+            class Meta:
+                collection = "no spaces"
+
+
+def test_pk_not_dumped_and_user_pk() -> None:
+    p = Plain(pk="mine", x=3)
+    assert p.pk == "mine"
+    assert p.model_dump() == {"x": 3}
+    assert p.model_dump(mode="json") == {"x": 3}
+    assert "pk" not in p.model_dump_json()
+
+
+def test_invalid_document_never_written(mem: doqu.Storage) -> None:
+    from pydantic import ValidationError
+
+    mem.save(Plain(x=1))
+    with pytest.raises(ValidationError):
+        Plain(x="not int")
+    bad = Plain(x=1)
+    bad.x = "oops"  # type: ignore[assignment]
+    with pytest.raises(ValidationError):
+        mem.save(bad)
+    with pytest.raises(ValidationError):
+        mem.save_many([Plain(x=2), bad])
+    assert [p.x for p in mem.query(Plain)] == [1]
+
+
+def test_save_many_mixed_collections(mem: doqu.Storage) -> None:
+    pks = mem.save_many([Plain(x=1), HTTPRequest(url="u"), Plain(x=2)])
+    assert len(pks) == 3
+    assert mem.query(Plain).count() == 2 and mem.query(HTTPRequest).count() == 1
+
+
+# ------------------------------------------------------------------ tree
+def test_q_immutable_and_hashable() -> None:
+    a, b = Q(x=1), Q(y__gt=2)
+    both = a & b
+    assert both is not a and a == Q(x=1) and b == Q(y__gt=2)
+    assert isinstance(both.node, And)
+    assert isinstance((a | b).node, Or)
+    assert isinstance((~a).node, Not)
+    assert hash(Q(x=1)) == hash(Q(x=1))
+    assert len({Q(x=1), Q(x=1), Q(x=2)}) == 2
+    assert Q(x=1, y=2) == Q(x=1) & Q(y=2) or isinstance(Q(x=1, y=2).node, And)
+    with pytest.raises(AttributeError):
+        a.node.path = ("z",)  # type: ignore[misc,union-attr]
+
+
+def test_lookup_parsing() -> None:
+    assert make_cond("a__b__gt", 1) == Cond(("a", "b"), "gt", 1)
+    assert make_cond("a.b", 1) == Cond(("a", "b"), "exact", 1)
+    assert make_cond("a.b__c", 1) == Cond(("a", "b", "c"), "exact", 1)
+    assert make_cond("gt", 1) == Cond(("gt",), "exact", 1)
+    assert make_cond("a__foo", 1) == Cond(("a", "foo"), "exact", 1)
+    assert make_cond("in__in", [1]) == Cond(("in",), "in", [1])
+    assert parse_path("pk") == ("pk",)
+    for bad in ("a b", "$gt", "a..b", "", "x;y", "a__", "__a", "a.", "é ", "0a"):
+        with pytest.raises(QueryError):
+            parse_path(bad)
+    with pytest.raises(QueryError):
+        parse_path(".".join(["a"] * 40))
+
+
+def test_operands_converted_like_documents() -> None:
+    import datetime as dt
+    import uuid
+    from decimal import Decimal
+
+    assert make_cond("t__gt", dt.datetime(2024, 1, 2, 3, 4, 5)).operand == "2024-01-02T03:04:05"
+    assert make_cond("u", uuid.UUID(int=1)).operand == "00000000-0000-0000-0000-000000000001"
+    assert make_cond("d", Decimal("1.50")).operand == "1.50"
+    assert make_cond("c__in", (conformance.Color.RED,)).operand == ["red"]
+
+
+# ------------------------------------------------------------- registry
+def test_register_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_registry, "_BACKENDS", dict(_registry._BACKENDS))
+    from doqu.ext.memory import MemoryStorage
+
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    def factory(url: str, **options: Any) -> doqu.Storage:
+        seen.append((url, options))
+        return MemoryStorage("memory://")
+
+    doqu.register_backend("xtest", factory)
+    with doqu.connect("xtest://anything/here", flag=True) as db:
+        db.save({"a": 1}, collection="c")
+        assert db.query("c").count() == 1
+    assert seen == [("xtest://anything/here", {"flag": True})]
+    doqu.register_backend("XLazy", "doqu.ext.memory:MemoryStorage")
+    with pytest.raises(ConfigError):
+        doqu.connect("xlazy://")  # MemoryStorage refuses a non-memory URL: still a ConfigError
+    with pytest.raises(ConfigError):
+        doqu.register_backend("bad://", factory)
+
+
+def test_unknown_scheme_and_bad_urls() -> None:
+    for url in ("nosuchscheme://x", "not a url", ""):
+        with pytest.raises(ConfigError):
+            doqu.connect(url or "://")
+    with pytest.raises(ConfigError) as info:
+        doqu.connect("nosuchscheme://x")
+    assert "nosuchscheme" in str(info.value)
+
+
+def test_missing_driver_names_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_registry, "_BACKENDS", dict(_registry._BACKENDS))
+    doqu.register_backend("nodriver", "nonexistent_driver_xyz:Storage")
+    with pytest.raises(ConfigError) as info:
+        doqu.connect("nodriver://x")
+    assert "pip install 'doqu[nodriver]'" in str(info.value)
+    assert isinstance(info.value.__cause__, ModuleNotFoundError)
+
+
+@pytest.mark.parametrize(
+    ("url", "blocked", "module", "extra"),
+    [
+        ("mongodb://127.0.0.1:1/x", "pymongo", "doqu.ext.mongodb", "mongo"),
+        ("sqlite:///nowhere.db", "sqlalchemy", "doqu.ext.sql", "sql"),
+        ("postgresql+psycopg://u@127.0.0.1:1/x", "sqlalchemy", "doqu.ext.sql", "postgres"),
+    ],
+)
+def test_blocked_driver_names_extra(
+    monkeypatch: pytest.MonkeyPatch, url: str, blocked: str, module: str, extra: str
+) -> None:
+    """With the driver unimportable, connecting says which extra to install."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} is not built yet")
+    for name in list(sys.modules):
+        if name == blocked or name.startswith(blocked + "."):
+            monkeypatch.delitem(sys.modules, name)
+        if name == module or name.startswith(module + "."):
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, blocked, None)
+    with pytest.raises(ConfigError) as info:
+        doqu.connect(url)
+    assert f"pip install 'doqu[{extra}]'" in str(info.value)
+
+
+ONLY_PYDANTIC = ("pydantic", "pydantic_core", "typing_extensions", "annotated_types")
+
+
+def test_import_with_only_pydantic(tmp_path: Path) -> None:
+    """``import doqu`` works in a venv that holds pydantic and nothing else."""
+    import importlib.util
+
+    venv = tmp_path / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120
+    )
+    only = tmp_path / "only"
+    only.mkdir()
+    names = list(ONLY_PYDANTIC)
+    if importlib.util.find_spec("typing_inspection") is not None:
+        names.append("typing_inspection")
+    for name in names:
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.origin is not None
+        src = Path(spec.origin)
+        src = src.parent if src.name == "__init__.py" else src
+        (only / src.name).symlink_to(src)
+    (only / "doqu").symlink_to(ROOT / "doqu")
+    python = venv / "bin" / "python"
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout.strip()
+    Path(site, "only.pth").write_text(f"{only}\n")
+    script = """
+import importlib.util, sys
+import doqu
+for mod in ("sqlalchemy", "pymongo", "tinydb", "psycopg", "pymysql", "pytest", "hypothesis"):
+    assert importlib.util.find_spec(mod) is None, mod
+with doqu.connect("memory://") as db:
+    db.save({"a": 1}, collection="c")
+    assert db.query("c").where(a=1).count() == 1
+for url, extra in [("sqlite:///x.db", "sql"), ("mongodb://h/x", "mongo"),
+                   ("postgresql://h/x", "postgres"), ("mysql+pymysql://h/x", "mysql")]:
+    try:
+        doqu.connect(url)
+    except doqu.ConfigError as exc:
+        assert f"pip install 'doqu[{extra}]'" in str(exc), (url, str(exc))
+    else:
+        raise AssertionError(url)
+# doqu.ext.tinydb reads TinyDB's file format itself: it may work without the driver.
+try:
+    doqu.connect("tinydb:///x.json").close()
+except doqu.ConfigError as exc:
+    assert "pip install 'doqu[tinydb]'" in str(exc), str(exc)
+for name in [m for m in sys.modules if m.split(".")[0] in ("sqlalchemy", "pymongo", "tinydb")]:
+    raise AssertionError(name)
+print("ok")
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env.pop("DOQU_URL", None)
+    done = subprocess.run(
+        [str(python), "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+def test_conformance_all_lists_every_test() -> None:
+    tests = {n for n in dir(conformance) if n.startswith("test_")}
+    assert set(conformance.__all__) == tests
+
+
+# ---------------------------------------------------------------- threads
+def test_concurrent_saves_lose_nothing(mem: doqu.Storage) -> None:
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            for j in range(100):
+                mem.save({"t": i, "j": j}, collection="c")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert mem.query("c").count() == 800
+    for i in range(8):
+        assert sorted(d["j"] for d in mem.query("c").where(t=i)) == list(range(100))
+
+
+def test_concurrent_updates_lose_nothing(mem: doqu.Storage) -> None:
+    mem.save_many([{"pk": "c", "n": 0, "tags": []}], collection="u")
+
+    def work(i: int) -> None:
+        for j in range(50):
+            mem.query("u").where(pk="c").update(n__inc=1)
+            mem.query("u").where(pk="c").update(tags__add_to_set=f"{i}-{j}")
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    doc = mem.get("u", "c")
+    assert doc["n"] == 400
+    assert len(doc["tags"]) == 400
+
+
+def test_increment_cas_loop(mem: doqu.Storage) -> None:
+    info, _ = mem._coll("counters")
+    results: list[Any] = []
+
+    def work() -> None:
+        for _ in range(250):
+            results.append(mem._increment(info, "k", ("n",), 1))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert mem.get("counters", "k")["n"] == 1000
+    assert sorted(results) == list(range(1, 1001))  # every sum seen exactly once
+
+
+def test_entry_point_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backend found through the ``doqu.backends`` entry-point group."""
+    dist = tmp_path / "doqu_fake_backend-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: doqu-fake-backend\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[doqu.backends]\nfakeep = doqu_fake_mod:make\n")
+    (tmp_path / "doqu_fake_mod.py").write_text(
+        "from doqu.ext.memory import MemoryStorage\n"
+        "def make(url, **options):\n"
+        "    store = MemoryStorage('memory://')\n"
+        "    store.asked = url\n"
+        "    return store\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with doqu.connect("fakeep://somewhere") as db:
+        assert db.asked == "fakeep://somewhere"  # type: ignore[attr-defined]
+        db.save({"a": 1}, collection="c")
+        assert db.query("c").count() == 1
