@@ -72,7 +72,7 @@ def _reachable(name: str, url: str) -> None:
         with engine.connect():
             pass
         engine.dispose()
-    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+    except Exception as exc:
         _server_errors[name] = f"{name} server at {url} is unreachable: {exc}"
         servers.unavailable(_server_errors[name])
 

@@ -130,7 +130,7 @@ def test_differential_updates_and_deletes(
 ) -> None:
     """update() and delete() change exactly what the evaluator changes, or fail alike."""
     rows = _load(db, docs)
-    before = {pk: d for pk, d in rows}
+    before = dict(rows)
     q = _query(db, node)
     if delete:
         expected_after = {pk: d for pk, d in rows if not matches(node, pk, d)}
@@ -154,7 +154,7 @@ def test_differential_updates_and_deletes(
         else:
             try:
                 q.update(**changes)
-            except Exception as exc:  # noqa: BLE001 - compared below
+            except Exception as exc:
                 assert isinstance(exc, error), f"update({changes}) raised {exc!r}, expected {error}"
             else:
                 raise AssertionError(f"update({changes}) {node} should raise {error.__name__}")

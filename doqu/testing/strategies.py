@@ -47,7 +47,7 @@ def documents(draw: st.DrawFn, min_size: int = 0, max_size: int = 12) -> list[di
     n = draw(st.integers(min_size, max_size))
     docs = []
     for i in range(n):
-        doc = draw(st.fixed_dictionaries({}, optional={f: values for f in FIELDS}))
+        doc = draw(st.fixed_dictionaries({}, optional=dict.fromkeys(FIELDS, values)))
         doc["pk"] = f"p{i:02d}"
         docs.append(doc)
     return docs
