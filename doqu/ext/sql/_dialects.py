@@ -412,22 +412,6 @@ class PostgresTranslator(Translator):
         j = self.json_expr(path)
         return Loc(j, f"jsonb_typeof({j})", self.json_expr(path, text=True), path=j)
 
-    @staticmethod
-    def has_nul(value: Any) -> bool:
-        # PostgreSQL stores no NUL in text or JSONB, so no stored value can equal such an operand.
-        stack = [value]
-        while stack:
-            v = stack.pop()
-            if isinstance(v, str):
-                if "\x00" in v:
-                    return True
-            elif isinstance(v, list):
-                stack.extend(v)
-            elif isinstance(v, dict):
-                stack.extend(v.keys())
-                stack.extend(v.values())
-        return False
-
     def is_kind(self, loc: Loc, k: str) -> str:
         if loc.pk:
             return self.true if k == "string" else self.false
@@ -437,7 +421,7 @@ class PostgresTranslator(Translator):
         return f"{loc.typ} = '{name}'"
 
     def eq(self, loc: Loc, op: Any) -> str:
-        if self.has_nul(op):
+        if holds_nul(op):
             return self.false
         if loc.pk:
             return f"pk = {self.bind(op)}::text" if isinstance(op, str) else self.false
@@ -686,3 +670,19 @@ class MySQLTranslator(Translator):
             f" AND ({where}) UNION ALL SELECT e.v FROM {table}, {each}"
             f" WHERE JSON_TYPE({j}) = 'ARRAY' AND JSON_TYPE(e.v) <> 'NULL' AND ({where})) AS u"
         )
+
+
+def holds_nul(value: Any) -> bool:
+    """Whether a JSON value holds NUL in any string or key (PostgreSQL stores none)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if "\x00" in v:
+                return True
+        elif isinstance(v, list):
+            stack.extend(v)
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+    return False

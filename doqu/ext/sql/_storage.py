@@ -23,7 +23,7 @@ from ..._json import check_json, encode_document, json_equal
 from ..._registry import missing_driver
 from ..._storage import Finalize, QuerySpec, Row, Storage
 from ..._tree import Node, Path, UpdateOp
-from ._dialects import MySQLTranslator, PostgresTranslator, SQLiteTranslator, Translator
+from ._dialects import MySQLTranslator, PostgresTranslator, SQLiteTranslator, Translator, holds_nul
 
 __all__ = ["SQLStorage"]
 
@@ -393,7 +393,7 @@ class SQLStorage(Storage):
     # -------------------------------------------------------------- documents
     def _encode(self, pk: str, data: Data) -> str:
         text = encode_document(data)
-        if self.dialect != "mysql" and "\\u0000" in text and _holds_nul(data):
+        if self.dialect != "mysql" and "\\u0000" in text and holds_nul(data):
             # PostgreSQL refuses NUL in JSONB; SQLite's JSON functions cut strings at NUL.
             raise InvalidDocument(
                 f"document {pk!r}: {self.dialect} cannot store or query the NUL character"
@@ -760,20 +760,3 @@ class SQLStorage(Storage):
     def _close(self) -> None:
         self._release_all()
         self._engine.dispose()
-
-
-def _holds_nul(value: Any) -> bool:
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, str):
-            if "\x00" in v:
-                return True
-        elif isinstance(v, list):
-            stack.extend(v)
-        elif isinstance(v, dict):
-            for k, item in v.items():
-                if "\x00" in k:
-                    return True
-                stack.append(item)
-    return False
