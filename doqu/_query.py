@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from ._document import CollectionInfo, Document
-from ._errors import QueryError
+from ._errors import CorruptDocument, QueryError
 from ._storage import QuerySpec
 from ._tree import And, Node, Not, Path, Q, make_cond, parse_path, parse_update
 
@@ -17,6 +18,9 @@ if TYPE_CHECKING:
 __all__ = ["Query"]
 
 T = TypeVar("T")
+OnCorrupt = Literal["raise", "skip"] | Callable[[CorruptDocument], object]
+
+log = logging.getLogger("doqu")
 
 
 def _conditions(args: tuple[Q, ...], kwargs: dict[str, Any]) -> list[Node]:
@@ -112,6 +116,34 @@ class Query(Generic[T]):
         storage._check_open()
         for pk, data in storage._select(info, self._spec):
             yield storage._load(model, info, pk, data)
+
+    def iter(self, *, on_corrupt: OnCorrupt = "raise") -> Iterator[T]:
+        """Stream the results, choosing what a stored document that fails validation does.
+
+        ``on_corrupt="raise"`` (the default, as plain iteration) stops with
+        :class:`~doqu.CorruptDocument`. ``"skip"`` leaves such documents out and
+        logs a warning naming collection and pk on the ``doqu`` logger. A callable
+        is called with each :class:`~doqu.CorruptDocument` (``errors.append``, say)
+        and the document is left out.
+        """
+        if on_corrupt == "raise":
+            yield from self
+            return
+        if on_corrupt == "skip":
+            report: Callable[[CorruptDocument], object] = _log_corrupt
+        elif callable(on_corrupt):
+            report = on_corrupt
+        else:
+            raise ValueError(f"on_corrupt is 'raise', 'skip' or a callable, not {on_corrupt!r}")
+        storage, info, model = self._storage, self._info, self._model
+        storage._check_open()
+        for pk, data in storage._select(info, self._spec):
+            try:
+                doc = storage._load(model, info, pk, data)
+            except CorruptDocument as exc:
+                report(exc)
+                continue
+            yield doc
 
     @overload
     def __getitem__(self, index: int) -> T: ...
@@ -210,3 +242,7 @@ class Query(Generic[T]):
     def __repr__(self) -> str:
         target = self._model.__name__ if self._model else repr(self._info.name)
         return f"<Query {target} {self._spec}>"
+
+
+def _log_corrupt(exc: CorruptDocument) -> None:
+    log.warning("skipped corrupt document %r in %r: %s", exc.pk, exc.collection, exc.error)
