@@ -352,28 +352,53 @@ class Storage(ABC):
         given_pk = fields.pop("pk", None)
         if "pk" in values:
             given_pk = values.pop("pk")
-        for attempt in range(2):
-            hit = next(self._select(info, QuerySpec(node, limit=1)), None)
-            if hit is not None:
-                return self._load(model, info, hit[0], hit[1]), False
+        created: list[Document | Data] = []
+
+        def build(attempt: int) -> Row:
             merged = {**fields, **values}
-            new: Document | Data = model(**merged) if model is not None else merged
-            pk, data = self._dump(new)
+            doc: Document | Data = model(**merged) if model is not None else merged
+            created[:] = [doc]
+            pk, data = self._dump(doc)
             if given_pk is not None:
                 pk = check_pk(given_pk)
             elif attempt == 0:
                 # Racing creators all try this key; only one insert can win.
                 pk = hashlib.sha256(f"{info.name}\x00{canonical(values)}".encode()).hexdigest()[:32]
-            if self._swap(info, pk, None, data):
-                if isinstance(new, Document):
-                    new.__dict__["pk"] = pk
-                    return new, True
-                return self._load(None, info, pk, data), True
-            if given_pk is not None:
-                raise DuplicateKey(
-                    f"{info.name!r} already holds pk {pk!r}, not matching {conditions}"
-                )
-        raise StorageError(f"get_or_create() on {info.name!r} kept losing races; try again")
+            return pk, data
+
+        (pk, data), was_created = self._find_or_insert(info, node, build, given_pk is not None)
+        if not was_created:
+            return self._load(model, info, pk, data), False
+        doc = created[0]
+        if isinstance(doc, Document):
+            doc.__dict__["pk"] = pk
+            return doc, True
+        return self._load(None, info, pk, data), True
+
+    def _find_or_insert(
+        self,
+        coll: CollectionInfo,
+        node: Node,
+        build: Callable[[int], Row],
+        pk_given: bool,
+    ) -> tuple[Row, bool]:
+        """The first document matching *node* and ``False``, or a new one and ``True``.
+
+        ``build(attempt)`` makes the new ``(pk, data)`` (validated); on attempt 0
+        its pk is derived from the conditions, so concurrent creators race for
+        one key and exactly one insert wins. Atomic against concurrent callers.
+        A backend with a native upsert (MongoDB's ``$setOnInsert``) overrides this.
+        """
+        for attempt in range(2):
+            hit = next(self._select(coll, QuerySpec(node, limit=1)), None)
+            if hit is not None:
+                return hit, False
+            pk, data = build(attempt)
+            if self._swap(coll, pk, None, data):
+                return (pk, data), True
+            if pk_given:
+                raise DuplicateKey(f"{coll.name!r} already holds pk {pk!r}, not matching {node}")
+        raise StorageError(f"get_or_create() on {coll.name!r} kept losing races; try again")
 
     @overload
     def delete(self, target: Document) -> None: ...
