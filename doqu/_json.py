@@ -150,8 +150,14 @@ def encode_document(data: dict[str, Any]) -> str:
     except (ValueError, TypeError):
         check_json(data, where="document")
         raise  # check_json raises first; this is for what it cannot name
-    if _LONG_DIGITS.search(text) or not text.isascii():
+    if _LONG_DIGITS.search(text):
         check_json(data, where="document")
+    elif not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            check_json(data, where="document")
+            raise
     return text
 
 

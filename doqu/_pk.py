@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import os
+import random
 import threading
 import time
 
-__all__ = ["new_pk"]
+__all__ = ["new_pk", "new_pks"]
 
 _lock = threading.Lock()
+# Random bits from a generator seeded by the OS (one syscall per process, not per
+# key), seeded again in every forked child so parent and child never share a stream.
+_random = random.Random(os.urandom(32))
+
+
+def _reseed() -> None:
+    _random.seed(os.urandom(32))
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reseed)
 _last_ms = 0
 _counter = 0
 
@@ -24,13 +36,42 @@ def new_pk() -> str:
         now = time.time_ns() // 1_000_000
         if now > _last_ms:
             _last_ms = now
-            _counter = int.from_bytes(os.urandom(2), "big") & 0x3FF  # leave room to count
+            _counter = _random.getrandbits(10)  # leave room to count
         else:
             _counter += 1
             if _counter > 0xFFF:
                 _last_ms += 1
                 _counter = 0
         ms, counter = _last_ms, _counter
-    tail = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+        tail = _random.getrandbits(62)
     value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | tail
     return f"{value:032x}"
+
+
+def new_pks(count: int) -> list[str]:
+    """*count* keys as :func:`new_pk` makes them, in increasing order, under one lock."""
+    global _last_ms, _counter
+    out = []
+    getrandbits = _random.getrandbits
+    with _lock:
+        now = time.time_ns() // 1_000_000
+        if now > _last_ms:
+            _last_ms = now
+            _counter = getrandbits(10)
+        else:
+            _counter += 1
+        for _ in range(count):
+            if _counter > 0xFFF:
+                _last_ms += 1
+                _counter = 0
+            value = (
+                (_last_ms & ((1 << 48) - 1)) << 80
+                | 0x7 << 76
+                | _counter << 64
+                | 0b10 << 62
+                | getrandbits(62)
+            )
+            out.append(f"{value:032x}")
+            _counter += 1
+        _counter -= 1
+    return out

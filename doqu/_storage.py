@@ -10,7 +10,9 @@ a backend overrides a default only when it can do better natively.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError
 
 from ._document import CollectionInfo, Document
 from ._errors import (
@@ -29,8 +32,8 @@ from ._errors import (
     StorageError,
 )
 from ._evaluator import apply_update, canonical, resolve
-from ._json import check_json, json_equal
-from ._pk import new_pk
+from ._json import check_json, encode_document, json_equal
+from ._pk import new_pk, new_pks
 from ._tree import And, Cond, Node, Path, UpdateOp, make_cond, parse_collection_name
 
 if TYPE_CHECKING:
@@ -46,6 +49,32 @@ Finalize = Callable[[Data], Data]
 Target = "type[Document] | str"
 
 MAX_PK_LENGTH = 255
+_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+
+
+def _unset(_: Any) -> Any:
+    raise AssertionError("not a model")
+
+
+@functools.cache
+def _plain_keys(model: type[Document]) -> bool:
+    """Whether no declared field of *model* can be stored under the reserved ``_id``."""
+    fields = model.model_fields.items()
+    return all("_id" not in (name, f.alias, f.serialization_alias) for name, f in fields)
+
+
+def _clean(raw: bytes) -> bool:
+    """Whether pydantic's JSON text of a document can be stored as it is.
+
+    It cannot hold what :func:`check_json` refuses unless it shows ``NaN`` or
+    ``Infinity`` (also as words in strings) or a run of 19 digits (an int that
+    may not fit in 64 bits); those documents take the slow, exact check.
+    """
+    return (
+        b"0000000000000000000" not in raw.translate(_DIGITS)
+        and b"NaN" not in raw
+        and b"Infinity" not in raw
+    )
 
 
 @dataclass(frozen=True)
@@ -91,6 +120,8 @@ class Storage(ABC):
     native_update: ClassVar[bool] = False
     #: Data outlives the process.
     persistent: ClassVar[bool] = True
+    #: ``save`` hands documents to :meth:`_put_text` as JSON text, not to ``_put``.
+    stores_text: ClassVar[bool] = False
 
     def __init__(self, url: str, **options: Any) -> None:
         self.url = url
@@ -99,6 +130,7 @@ class Storage(ABC):
         self._infos: dict[str, CollectionInfo] = {}
         self._prepared: dict[str, CollectionInfo] = {}
         self._prepare_lock = threading.Lock()
+        self._ready: dict[Any, tuple[CollectionInfo, type[Document] | None]] = {}
 
     # ------------------------------------------------------------------ primitives
     @abstractmethod
@@ -154,6 +186,22 @@ class Storage(ABC):
         """Release connections and files."""
 
     # ------------------------------------------------------------ optional hooks
+    def _fetch_stored(self, coll: CollectionInfo, pks: Sequence[str]) -> dict[str, Any]:
+        """As :meth:`_fetch`, but each document may be its stored JSON text.
+
+        Models are then validated straight from the text (``model_validate_json``),
+        which skips building an intermediate dict.
+        """
+        return self._fetch(coll, pks)
+
+    def _put_text(self, coll: CollectionInfo, rows: Sequence[tuple[str, str]]) -> None:
+        """``_put`` with each document as compact JSON text, already checked.
+
+        Called instead of ``_put`` when :attr:`stores_text` is set, so a backend
+        that stores text skips building and re-encoding dicts.
+        """
+        self._put(coll, [(pk, json.loads(text)) for pk, text in rows])
+
     def _prepare(self, coll: CollectionInfo) -> None:  # noqa: B027 - optional hook
         """Create the collection's table and indexes; called before its first use."""
 
@@ -212,6 +260,9 @@ class Storage(ABC):
             raise StorageError(f"storage {self.url!r} is closed")
 
     def _coll(self, target: type[Document] | str) -> tuple[CollectionInfo, type[Document] | None]:
+        ready = self._ready.get(target)
+        if ready is not None and not self._closed:
+            return ready
         self._check_open()
         if isinstance(target, str):
             parse_collection_name(target)
@@ -224,20 +275,28 @@ class Storage(ABC):
             model = target
         else:
             raise TypeError(f"expected a Document subclass or a collection name, not {target!r}")
-        if self._prepared.get(info.name) != info:
-            with self._prepare_lock:
-                if self._prepared.get(info.name) != info:
-                    self._prepare(info)
-                    self._prepared[info.name] = info
-                    self._infos[info.name] = info
+        with self._prepare_lock:
+            if self._prepared.get(info.name) != info:
+                self._prepare(info)
+                self._prepared[info.name] = info
+                self._infos[info.name] = info
+                # Another model may have added indexes: resolve every target again.
+                self._ready.clear()
+            if self._infos[info.name] == info:
+                self._ready[target] = (info, model)
         return info, model
 
-    def _load(self, model: type[D] | None, coll: CollectionInfo, pk: str, data: Data) -> Any:
-        """Turn stored data into what users get: a validated model, or a dict with ``"pk"``."""
+    def _load(self, model: type[D] | None, coll: CollectionInfo, pk: str, data: Any) -> Any:
+        """Turn stored data (or its JSON text) into a validated model or a dict with ``"pk"``."""
         if model is None:
+            if isinstance(data, (str, bytes)):
+                data = json.loads(data)
             return {"pk": pk, **data}
         try:
-            doc = model.model_validate(data)
+            if isinstance(data, (str, bytes)):
+                doc = model.model_validate_json(data)
+            else:
+                doc = model.model_validate(data)
         except ValidationError as exc:
             raise CorruptDocument(coll.name, pk, exc) from exc
         doc.__dict__["pk"] = pk
@@ -255,19 +314,81 @@ class Storage(ABC):
         return finalize
 
     def _dump(self, doc: Document | Mapping[str, Any]) -> Row:
-        if isinstance(doc, Document):
-            validated = type(doc).model_validate(doc)
-            data = validated.model_dump(mode="json")
-            pk = doc.pk
-        elif isinstance(doc, Mapping):
-            data = dict(doc)
-            pk = data.pop("pk", None)
-        else:
+        """``(pk, data)``: the document validated again, checked, as plain JSON data."""
+        row: Row = self._encode_docs([doc], text=False)[0]
+        return row
+
+    def _encode_docs(
+        self, docs: Sequence[Document | Mapping[str, Any]], *, text: bool
+    ) -> list[Any]:
+        """``(pk, data)`` per document, or ``(pk, json_text)`` with *text*, all checked.
+
+        Models are validated again (they may have been changed since) and
+        serialized by pydantic; one scan of the whole batch's JSON text stands
+        for :func:`check_json` unless it finds something to look at closely.
+        """
+        staged: list[tuple[str | None, Any, bytes | None]] = []
+        append = staged.append
+        model: type | None = None
+        validate: Callable[[Any], Any] = _unset
+        to_json: Callable[[Any], bytes] = _unset
+        fresh = 0
+        for doc in docs:
+            cls = type(doc)
+            if cls is not model:
+                if issubclass(cls, Document):
+                    validate = cls.__pydantic_validator__.validate_python
+                    to_json = cls.__pydantic_serializer__.to_json if _plain_keys(cls) else _unset
+                model = cls
+            if validate is not _unset and isinstance(doc, Document):
+                extra = doc.__pydantic_extra__
+                try:
+                    raw: bytes | None = (
+                        None
+                        if (extra and "_id" in extra) or to_json is _unset
+                        else to_json(validate(doc))
+                    )
+                except PydanticSerializationError:
+                    raw = None  # the slow path below names the problem
+                pk = doc.pk
+                if pk is None:
+                    fresh += 1
+                else:
+                    check_pk(pk)
+                append((pk, doc, raw))
+            else:
+                data = self._plain(doc)
+                pk = self._pk_of(data)
+                _check_stored_keys(data)
+                check_json(data, where=f"document {pk!r}")
+                append((pk, data, None))
+        keys = iter(new_pks(fresh))
+        batch = b"\n".join([raw for _, _, raw in staged if raw is not None])
+        batch_clean = _clean(batch)
+        rows: list[Any] = []
+        for pk, item, raw in staged:
+            if pk is None:
+                pk = next(keys)
+            if raw is not None and (batch_clean or _clean(raw)):
+                rows.append((pk, raw.decode() if text else json.loads(raw)))
+                continue
+            if isinstance(item, Document):
+                item = type(item).model_validate(item).model_dump(mode="json")
+                _check_stored_keys(item)
+                check_json(item, where=f"document {pk!r}")
+            rows.append((pk, encode_document(item) if text else item))
+        return rows
+
+    @staticmethod
+    def _plain(doc: object) -> Data:
+        if not isinstance(doc, Mapping):
             raise TypeError(f"cannot save {type(doc).__name__}: expected a Document or a dict")
-        pk = new_pk() if pk is None else check_pk(pk)
-        _check_stored_keys(data)
-        check_json(data, where=f"document {pk!r}")
-        return pk, data
+        return dict(doc)
+
+    @staticmethod
+    def _pk_of(doc: Document | Data) -> str:
+        pk = doc.pk if isinstance(doc, Document) else doc.pop("pk", None)
+        return new_pk() if pk is None else check_pk(pk)
 
     # ------------------------------------------------------------- public API
     def save(self, doc: Document | Mapping[str, Any], *, collection: str | None = None) -> str:
@@ -282,22 +403,29 @@ class Storage(ABC):
     ) -> list[str]:
         """Save many documents: one batch (one transaction where possible) per collection."""
         docs = list(docs)
-        groups: dict[str, tuple[CollectionInfo, list[Row]]] = {}
-        pks: list[str] = []
+        infos: list[CollectionInfo] = []
+        last: Any = None
+        info: CollectionInfo | None = None
         for doc in docs:
-            target: type[Document] | str
             if isinstance(doc, Document):
-                target = type(doc)
+                target: type[Document] | str = type(doc)
             elif collection is None:
                 raise TypeError("saving a plain dict needs collection='name'")
             else:
                 target = collection
-            info, _ = self._coll(target)
-            row = self._dump(doc)
+            if target is not last or info is None:
+                info, last = self._coll(target)[0], target
+            infos.append(info)
+        rows = self._encode_docs(docs, text=self.stores_text)
+        groups: dict[str, tuple[CollectionInfo, list[Any]]] = {}
+        for info, row in zip(infos, rows):
             groups.setdefault(info.name, (info, []))[1].append(row)
-            pks.append(row[0])
-        for info, rows in groups.values():
-            self._put(info, rows)
+        for info, group in groups.values():
+            if self.stores_text:
+                self._put_text(info, group)
+            else:
+                self._put(info, group)
+        pks = [pk for pk, _ in rows]
         for doc, pk in zip(docs, pks):
             if isinstance(doc, Document):
                 doc.__dict__["pk"] = pk
@@ -309,7 +437,11 @@ class Storage(ABC):
     def get(self, target: str, pk: str) -> dict[str, Any]: ...
     def get(self, target: type[D] | str, pk: str) -> D | dict[str, Any]:
         """The document stored under *pk*; ``NotFound`` (a ``KeyError``) if there is none."""
-        return self.get_many(target, [pk])[0]
+        info, model = self._coll(target)
+        found = self._fetch_stored(info, [check_pk(pk)])
+        if pk not in found:
+            raise NotFound(info.name, [pk])
+        return self._load(model, info, pk, found[pk])  # type: ignore[no-any-return]
 
     @overload
     def get_many(self, target: type[D], pks: Iterable[str]) -> list[D]: ...
@@ -319,7 +451,7 @@ class Storage(ABC):
         """Documents in the order asked, in one query; ``NotFound`` naming every missing pk."""
         info, model = self._coll(target)
         wanted = [check_pk(pk) for pk in pks]
-        found = self._fetch(info, list(dict.fromkeys(wanted))) if wanted else {}
+        found = self._fetch_stored(info, list(dict.fromkeys(wanted))) if wanted else {}
         missing = [pk for pk in wanted if pk not in found]
         if missing:
             raise NotFound(info.name, missing)

@@ -17,7 +17,7 @@ import pytest
 
 import doqu
 from doqu import ConfigError, Document, Q, QueryError, _registry
-from doqu._pk import new_pk
+from doqu._pk import new_pk, new_pks
 from doqu._tree import And, Cond, Not, Or, make_cond, parse_path
 from doqu.testing import conformance
 
@@ -41,6 +41,33 @@ def test_pks_unique_increasing_hex() -> None:
     assert all(re.fullmatch(r"[0-9a-f]{32}", pk) for pk in pks[:100])
     assert {pk[12] for pk in pks} == {"7"}  # UUIDv7
     assert {pk[16] for pk in pks} <= set("89ab")  # RFC 4122 variant
+
+
+def test_batched_pks_interleave_in_order() -> None:
+    pks = [new_pk(), *new_pks(5_000), new_pk(), *new_pks(1), *new_pks(0), new_pk()]
+    assert len(pks) == len(set(pks)) == 5_004
+    assert all(a < b for a, b in itertools.pairwise(pks))
+    assert {pk[12] for pk in pks} == {"7"} and {pk[16] for pk in pks} <= set("89ab")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_makes_other_keys() -> None:
+    new_pk()
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        os.write(write, "".join(new_pks(3)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    theirs = os.read(read, 200).decode()
+    os.close(read)
+    mine = "".join(new_pks(3))
+    assert len(theirs) == 96
+    # Same clock and counter state at the fork: only reseeded random bits differ.
+    assert {theirs[i : i + 32][16:] for i in (0, 32, 64)}.isdisjoint(
+        {mine[i : i + 32][16:] for i in (0, 32, 64)}
+    )
 
 
 def test_pks_increase_across_threads() -> None:
@@ -152,6 +179,39 @@ def test_invalid_document_never_written(mem: doqu.Storage) -> None:
     with pytest.raises(ValidationError):
         mem.save_many([Plain(x=2), bad])
     assert [p.x for p in mem.query(Plain)] == [1]
+
+
+class Loose(Document):
+    class Meta:
+        collection = "loose"
+
+
+@pytest.mark.parametrize("url", ["memory://", "sqlite://"])
+def test_fast_encoding_refuses_what_check_json_refuses(url: str) -> None:
+    from doqu import InvalidDocument
+
+    db = doqu.connect(url)
+    try:
+        look_alike = "NaN Infinity 12345678901234567890 _id"
+        kept = Loose(text=look_alike, n=2**63 - 1, m=-(2**63), inner={"_id": 1})
+        db.save_many([kept, Loose(x=1.5)])
+        bad = [
+            Loose(x=float("nan")),
+            Loose(x=[float("-inf")]),
+            Loose(x=2**63),
+            Loose(x={"deep": -(2**63) - 1}),
+            Loose(x="lone \ud800 surrogate"),
+            Loose(_id="reserved"),
+        ]
+        for doc in bad:
+            with pytest.raises(InvalidDocument):
+                db.save_many([Loose(y=1), doc])
+        assert db.query(Loose).count() == 2
+        got = db.get(Loose, kept.pk or "")
+        assert got.model_dump() == kept.model_dump()
+        assert db.query(Loose).where(text=look_alike).count() == 1
+    finally:
+        db.close()
 
 
 def test_save_many_mixed_collections(mem: doqu.Storage) -> None:

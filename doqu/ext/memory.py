@@ -36,6 +36,7 @@ class MemoryStorage(Storage):
 
     scheme = "memory"
     supports_transactions = True
+    stores_text = True
 
     def __init__(self, url: str = "memory://", **options: Any) -> None:
         super().__init__(url, **options)
@@ -131,10 +132,13 @@ class MemoryStorage(Storage):
                 taken[key] = pk
 
     def _put(self, coll: CollectionInfo, rows: Sequence[Row]) -> None:
-        encoded = [(pk, encode_document(data)) for pk, data in rows]
+        self._put_text(coll, [(pk, encode_document(data)) for pk, data in rows])
+
+    def _put_text(self, coll: CollectionInfo, rows: Sequence[tuple[str, str]]) -> None:
         with self._lock:
-            self._check_unique(coll, rows)
-            self._table(coll).update(encoded)
+            if coll.unique:
+                self._check_unique(coll, [(pk, decode_document(text)) for pk, text in rows])
+            self._table(coll).update(rows)
             self._bump(coll)
 
     def _fetch(self, coll: CollectionInfo, pks: Sequence[str]) -> dict[str, Data]:
