@@ -114,7 +114,7 @@ class Query(Generic[T]):
     def __iter__(self) -> Iterator[T]:
         storage, info, model = self._storage, self._info, self._model
         storage._check_open()
-        for pk, data in storage._select(info, self._spec):
+        for pk, data in storage._select_stored(info, self._spec):
             yield storage._load(model, info, pk, data)
 
     def iter(self, *, on_corrupt: OnCorrupt = "raise") -> Iterator[T]:
@@ -137,7 +137,7 @@ class Query(Generic[T]):
             raise ValueError(f"on_corrupt is 'raise', 'skip' or a callable, not {on_corrupt!r}")
         storage, info, model = self._storage, self._info, self._model
         storage._check_open()
-        for pk, data in storage._select(info, self._spec):
+        for pk, data in storage._select_stored(info, self._spec):
             try:
                 doc = storage._load(model, info, pk, data)
             except CorruptDocument as exc:

@@ -186,6 +186,10 @@ class Storage(ABC):
         """Release connections and files."""
 
     # ------------------------------------------------------------ optional hooks
+    def _select_stored(self, coll: CollectionInfo, spec: QuerySpec) -> Iterator[tuple[str, Any]]:
+        """As :meth:`_select`, but each document may be its stored JSON text."""
+        return self._select(coll, spec)
+
     def _fetch_stored(self, coll: CollectionInfo, pks: Sequence[str]) -> dict[str, Any]:
         """As :meth:`_fetch`, but each document may be its stored JSON text.
 
