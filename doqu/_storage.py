@@ -346,20 +346,23 @@ class Storage(ABC):
                 model = cls
             if validate is not _unset and isinstance(doc, Document):
                 extra = doc.__pydantic_extra__
-                try:
-                    raw: bytes | None = (
-                        None
-                        if (extra and "_id" in extra) or to_json is _unset
-                        else to_json(validate(doc))
-                    )
-                except PydanticSerializationError:
-                    raw = None  # the slow path below names the problem
+                item: Any = doc
+                raw: bytes | None = None
+                if to_json is not _unset and not (extra and "_id" in extra):
+                    try:
+                        if text:
+                            raw = to_json(validate(doc))
+                        else:  # keep the validated copy to make the dict from
+                            item = validate(doc)
+                            raw = to_json(item)
+                    except PydanticSerializationError:
+                        pass  # the slow path below names the problem
                 pk = doc.pk
                 if pk is None:
                     fresh += 1
                 else:
                     check_pk(pk)
-                append((pk, doc, raw))
+                append((pk, item, raw))
             else:
                 data = self._plain(doc)
                 pk = self._pk_of(data)
@@ -374,7 +377,11 @@ class Storage(ABC):
             if pk is None:
                 pk = next(keys)
             if raw is not None and (batch_clean or _clean(raw)):
-                rows.append((pk, raw.decode() if text else json.loads(raw)))
+                if text:
+                    rows.append((pk, raw.decode()))
+                else:
+                    ser = type(item).__pydantic_serializer__
+                    rows.append((pk, ser.to_python(item, mode="json")))
                 continue
             if isinstance(item, Document):
                 item = type(item).model_validate(item).model_dump(mode="json")

@@ -186,11 +186,11 @@ class Loose(Document):
         collection = "loose"
 
 
-@pytest.mark.parametrize("url", ["memory://", "sqlite://"])
-def test_fast_encoding_refuses_what_check_json_refuses(url: str) -> None:
+@pytest.mark.parametrize("url", ["memory://", "sqlite://", "tinydb:///{tmp}/t.json"])
+def test_fast_encoding_refuses_what_check_json_refuses(url: str, tmp_path: Path) -> None:
     from doqu import InvalidDocument
 
-    db = doqu.connect(url)
+    db = doqu.connect(url.format(tmp=tmp_path))
     try:
         look_alike = "NaN Infinity 12345678901234567890 _id"
         kept = Loose(text=look_alike, n=2**63 - 1, m=-(2**63), inner={"_id": 1})
