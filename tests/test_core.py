@@ -480,3 +480,14 @@ def test_entry_point_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         assert db.asked == "fakeep://somewhere"  # type: ignore[attr-defined]
         db.save({"a": 1}, collection="c")
         assert db.query("c").count() == 1
+
+
+def test_backend_module_exports_the_author_surface() -> None:
+    import doqu.backend as backend
+    from doqu import _evaluator, _storage
+
+    assert all(hasattr(backend, name) for name in backend.__all__)
+    assert backend.Storage is _storage.Storage and backend.matches is _evaluator.matches
+    node = backend.And((backend.Cond(("age",), "gt", 30),))
+    rows = [("a", {"age": 31}), ("b", {"age": 3})]
+    assert [pk for pk, _ in backend.filter_rows(rows, node)] == ["a"]
