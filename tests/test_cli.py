@@ -265,6 +265,8 @@ def test_update(people: str) -> None:
     assert ok("update", people, "people", "--all", "--add-to-set", "tags=z") == "5 updated\n"
     assert ok("count", people, "people", "-w", "tags__contains=z") == "5\n"
     fails("update", people, "people", "--set", "a=1", code=2)
+    fails("update", people, "people", "--all", "-w", "pk=ann", "--set", "a=1", code=2)
+    assert ok("count", people, "people", "-w", "a=1") == "0\n"
     fails("update", people, "people", "-w", "pk=ann", code=2)
     fails("update", people, "people", "-w", "pk=ann", "--set", "a=1", "--set", "a=2", code=2)
     line = fails("update", people, "people", "-w", "pk=ann", "--inc", "age=x")

@@ -208,10 +208,7 @@ def delete(
 
     Asks first unless --yes. Refuses to run with no condition unless --all.
     """
-    if not (where or where_not or everything):
-        raise click.UsageError("give --where/--where-not conditions, or --all to delete everything")
-    if everything and (where or where_not):
-        raise click.UsageError("--all deletes everything: leave out --where/--where-not")
+    _check_target(where, where_not, everything, "delete")
     with open_storage(url) as db:
         query = apply_conditions(db.query(collection), where, where_not)
         if not yes:
@@ -225,6 +222,18 @@ def delete(
                 err=True,
             )
         click.echo(f"{query.delete()} deleted")
+
+
+def _check_target(
+    where: tuple[str, ...], where_not: tuple[str, ...], everything: bool, verb: str
+) -> None:
+    """Writes to many documents need conditions, or ``--all`` alone."""
+    if not (where or where_not or everything):
+        raise click.UsageError(
+            f"give --where/--where-not conditions, or --all to {verb} everything"
+        )
+    if everything and (where or where_not):
+        raise click.UsageError(f"--all {verb}s everything: leave out --where/--where-not")
 
 
 def _changes(
@@ -291,8 +300,7 @@ def update(
     Each document changes atomically. Refuses to run with no condition unless
     --all, e.g.: doqu update URL people --where name=Ann --set age=36 --push tags=vip
     """
-    if not (where or where_not or everything):
-        raise click.UsageError("give --where/--where-not conditions, or --all to update everything")
+    _check_target(where, where_not, everything, "update")
     changes = _changes(sets, incs, unsets, pushes, pulls, adds)
     with open_storage(url) as db:
         query = apply_conditions(db.query(collection), where, where_not)
