@@ -591,8 +591,10 @@ class MappingView(MutableMapping[str, Any]):
         return self._storage._version(self._info)
 
     def _fetch_item(self, key: str) -> Any:
-        data = self._storage._fetch(self._info, [key]).get(key)
-        return MISSING if data is None else self._codec.unwrap(data)
+        data = self._storage._fetch_one(self._info, key)
+        if data is None:
+            return MISSING
+        return self._codec.unwrap(json.loads(data) if isinstance(data, (str, bytes)) else data)
 
     def _stored_items(self) -> Iterator[tuple[str, Any]]:
         unwrap = self._codec.unwrap

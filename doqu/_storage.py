@@ -190,6 +190,10 @@ class Storage(ABC):
         """As :meth:`_select`, but each document may be its stored JSON text."""
         return self._select(coll, spec)
 
+    def _fetch_one(self, coll: CollectionInfo, pk: str) -> Any:
+        """The document under *pk* as :meth:`_fetch_stored` gives it, or ``None``."""
+        return self._fetch_stored(coll, [pk]).get(pk)
+
     def _fetch_stored(self, coll: CollectionInfo, pks: Sequence[str]) -> dict[str, Any]:
         """As :meth:`_fetch`, but each document may be its stored JSON text.
 
@@ -449,10 +453,10 @@ class Storage(ABC):
     def get(self, target: type[D] | str, pk: str) -> D | dict[str, Any]:
         """The document stored under *pk*; ``NotFound`` (a ``KeyError``) if there is none."""
         info, model = self._coll(target)
-        found = self._fetch_stored(info, [check_pk(pk)])
-        if pk not in found:
+        found = self._fetch_one(info, check_pk(pk))
+        if found is None:
             raise NotFound(info.name, [pk])
-        return self._load(model, info, pk, found[pk])  # type: ignore[no-any-return]
+        return self._load(model, info, pk, found)  # type: ignore[no-any-return]
 
     @overload
     def get_many(self, target: type[D], pks: Iterable[str]) -> list[D]: ...
