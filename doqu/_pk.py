@@ -48,30 +48,33 @@ def new_pk() -> str:
     return f"{value:032x}"
 
 
+_VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
+
+
 def new_pks(count: int) -> list[str]:
     """*count* keys as :func:`new_pk` makes them, in increasing order, under one lock."""
     global _last_ms, _counter
-    out = []
-    getrandbits = _random.getrandbits
+    if count <= 0:
+        return []
     with _lock:
         now = time.time_ns() // 1_000_000
         if now > _last_ms:
             _last_ms = now
-            _counter = getrandbits(10)
+            _counter = _random.getrandbits(10)
         else:
             _counter += 1
-        for _ in range(count):
-            if _counter > 0xFFF:
-                _last_ms += 1
-                _counter = 0
-            value = (
-                (_last_ms & ((1 << 48) - 1)) << 80
-                | 0x7 << 76
-                | _counter << 64
-                | 0b10 << 62
-                | getrandbits(62)
-            )
-            out.append(f"{value:032x}")
-            _counter += 1
-        _counter -= 1
+        ms, counter = _last_ms, _counter
+        random_hex = _random.randbytes(8 * count).hex()
+        out: list[str] = []
+        append = out.append
+        head = f"{ms & ((1 << 48) - 1):012x}7"
+        variant = _VARIANT
+        for i in range(0, 16 * count, 16):
+            if counter > 0xFFF:
+                ms += 1
+                counter = 0
+                head = f"{ms & ((1 << 48) - 1):012x}7"
+            append(f"{head}{counter:03x}{variant[random_hex[i]]}{random_hex[i + 1 : i + 16]}")
+            counter += 1
+        _last_ms, _counter = ms, counter - 1
     return out

@@ -335,6 +335,9 @@ class Storage(ABC):
         serialized by pydantic; one scan of the whole batch's JSON text stands
         for :func:`check_json` unless it finds something to look at closely.
         """
+        fast = self._encode_same_model(docs, text)
+        if fast is not None:
+            return fast
         staged: list[tuple[str | None, Any, bytes | None]] = []
         append = staged.append
         model: type | None = None
@@ -395,6 +398,44 @@ class Storage(ABC):
         return rows
 
     @staticmethod
+    def _encode_same_model(
+        docs: Sequence[Document | Mapping[str, Any]], text: bool
+    ) -> list[Any] | None:
+        """The common batch, in a few comprehensions: one model, nothing to look at closely.
+
+        ``None`` when the general path of :meth:`_encode_docs` must run instead.
+        """
+        if not docs:
+            return []
+        cls = type(docs[0])
+        if not (
+            text
+            and issubclass(cls, Document)
+            and _plain_keys(cls)
+            and all(type(d) is cls for d in docs)
+        ):
+            return None
+        models: Sequence[Any] = docs
+        if any(d.__pydantic_extra__ and "_id" in d.__pydantic_extra__ for d in models):
+            return None
+        validate = cls.__pydantic_validator__.validate_python
+        to_json = cls.__pydantic_serializer__.to_json
+        try:
+            raws = [to_json(validate(d)) for d in models]
+        except PydanticSerializationError:
+            return None
+        if not _clean(b"\n".join(raws)):
+            return None
+        pks = [d.pk for d in models]
+        fresh = pks.count(None)
+        if fresh:
+            keys = iter(new_pks(fresh))
+            pks = [next(keys) if pk is None else check_pk(pk) for pk in pks]
+        else:
+            pks = [check_pk(pk) for pk in pks]
+        return list(zip(pks, [raw.decode() for raw in raws]))
+
+    @staticmethod
     def _plain(doc: object) -> Data:
         if not isinstance(doc, Mapping):
             raise TypeError(f"cannot save {type(doc).__name__}: expected a Document or a dict")
@@ -432,14 +473,15 @@ class Storage(ABC):
                 info, last = self._coll(target)[0], target
             infos.append(info)
         rows = self._encode_docs(docs, text=self.stores_text)
-        groups: dict[str, tuple[CollectionInfo, list[Any]]] = {}
-        for info, row in zip(infos, rows):
-            groups.setdefault(info.name, (info, []))[1].append(row)
-        for info, group in groups.values():
-            if self.stores_text:
-                self._put_text(info, group)
-            else:
-                self._put(info, group)
+        put = self._put_text if self.stores_text else self._put
+        if info is not None and all(i is info for i in infos):
+            put(info, rows)  # one collection: the common case
+        else:
+            groups: dict[str, tuple[CollectionInfo, list[Any]]] = {}
+            for one, row in zip(infos, rows):
+                groups.setdefault(one.name, (one, []))[1].append(row)
+            for one, group in groups.values():
+                put(one, group)
         pks = [pk for pk, _ in rows]
         for doc, pk in zip(docs, pks):
             if isinstance(doc, Document):
