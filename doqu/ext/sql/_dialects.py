@@ -13,21 +13,36 @@ already acts as false there and the bare form is what indexes match.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..._errors import QueryError
 from ..._evaluator import ascii_fold
-from ..._json import kind
+from ..._json import INT_MAX, INT_MIN, kind
 from ..._tree import And, Cond, Node, Not, Or, Path, regex_replace_end_anchor
 
-__all__ = ["Loc", "MySQLTranslator", "PostgresTranslator", "SQLiteTranslator", "Translator"]
+__all__ = [
+    "Loc",
+    "MySQLTranslator",
+    "PostgresTranslator",
+    "SQLiteTranslator",
+    "Translator",
+    "exact_numbers",
+]
 
 _SEGMENT = re.compile(r"[^\W\d]\w*")
 _MARKER = re.compile("\x01(\\d+)\x02")
+#: Integers up to this magnitude are exact as doubles.
+EXACT_DOUBLE = 2**53
+#: Bytes of a string kept in a MariaDB index column (a prefix: queries recheck the value).
+STRING_PREFIX = 255
+#: The comparison an index prefix or a rounded value can decide: never stricter than asked.
+_WEAK = {">": ">=", ">=": ">=", "<": "<=", "<=": "<=", "=": "="}
 
 
 def check_segment(seg: str) -> str:
@@ -37,9 +52,93 @@ def check_segment(seg: str) -> str:
     return seg
 
 
+def int_bound(sym: str, op: int | float) -> tuple[str, int] | bool:
+    """``v sym op`` for every 64-bit integer ``v``, as ``v sym' bound`` (or a constant)."""
+    if isinstance(op, int):
+        return sym, op
+    if sym == "=":
+        return ("=", int(op)) if op.is_integer() and INT_MIN <= op <= INT_MAX else False
+    if sym in (">", "<="):
+        bound = math.floor(op)
+        sym = ">=" if sym == ">" else "<="
+        bound += 1 if sym == ">=" else 0
+    else:
+        bound = math.ceil(op)
+        sym = ">=" if sym == ">=" else "<="
+        bound -= 1 if sym == "<=" else 0
+    if bound > INT_MAX:
+        return sym == "<="
+    if bound < INT_MIN:
+        return sym == ">="
+    return sym, bound
+
+
+def double_bound(sym: str, op: int | float) -> tuple[str, float] | bool:
+    """``d sym op`` for every double ``d``, as ``d sym' bound`` with a double bound."""
+    if isinstance(op, float):
+        return sym, op
+    near = float(op)
+    if int(near) == op:
+        return sym, near
+    # op lies strictly between two neighbouring doubles.
+    if int(near) > op:
+        low, high = math.nextafter(near, -math.inf), near
+    else:
+        low, high = near, math.nextafter(near, math.inf)
+    if sym == "=":
+        return False
+    return (">=", high) if sym in (">", ">=") else ("<=", low)
+
+
+def string_successor(text: str) -> str | None:
+    """The least string above every string starting with *text* (code point order)."""
+    text = text.rstrip("\U0010ffff")
+    if not text:
+        return None
+    nxt = ord(text[-1]) + 1
+    if 0xD800 <= nxt <= 0xDFFF:
+        nxt = 0xE000
+    return text[:-1] + chr(nxt)
+
+
+def bytes_successor(data: bytes) -> bytes | None:
+    """The least byte string above every byte string starting with *data*."""
+    data = data.rstrip(b"\xff")
+    if not data:
+        return None
+    return data[:-1] + bytes([data[-1] + 1])
+
+
 def dumps(value: Any) -> str:
     """Compact JSON text, as documents are stored."""
     return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+_TOKEN = re.compile(r'("(?:[^"\\]|\\.)*")|(-?\d+(?:\.\d+)?e\+\d+)')
+
+
+def _exact(m: re.Match[str]) -> str:
+    if m.group(1) is not None:
+        return m.group(1)
+    return f"{int(float(m.group(2))):d}.0"
+
+
+def exact_numbers(text: str) -> str:
+    """JSON *text* with floats printed in exponent form (1e16 and beyond) spelled exactly.
+
+    Python prints such floats by their shortest digits (``1.152921504606847e+18`` for
+    2**60), which PostgreSQL's ``numeric`` would read as a different number. They are
+    all integers: ``int(f)`` followed by ``.0`` keeps the exact value and reads back
+    as the same float.
+    """
+    if "e+" not in text:
+        return text
+    return _TOKEN.sub(_exact, text)
+
+
+def dumps_exact(value: Any) -> str:
+    """:func:`dumps` with floats of 1e16 and beyond spelled exactly (as documents are stored)."""
+    return exact_numbers(dumps(value))
 
 
 @dataclass(frozen=True)
@@ -49,7 +148,8 @@ class Loc:
     ``j``: the JSON value (dialect form); ``typ``: its type name (``NULL`` when
     missing); ``text``: its text when it is a string; ``path``: the literal JSON
     path for a document field (``None`` for list elements); ``pk``: the primary
-    key column (always a present string).
+    key column (always a present string); ``cols``: indexed columns holding the
+    value when it is a number and a string prefix (MariaDB generated columns).
     """
 
     j: str
@@ -57,6 +157,7 @@ class Loc:
     text: str
     path: str | None = None
     pk: bool = False
+    cols: tuple[str, str] | None = None
 
 
 class Translator:
@@ -67,9 +168,11 @@ class Translator:
     false: ClassVar[str] = "0"
     data: ClassVar[str] = "data"
 
-    def __init__(self) -> None:
+    def __init__(self, indexed: Mapping[Path, tuple[str, str]] | None = None) -> None:
         self._values: list[Any] = []
         self._aliases = 0
+        #: Paths with index columns (used by dialects whose indexes are columns).
+        self.indexed: Mapping[Path, tuple[str, str]] = indexed or {}
 
     # ----------------------------------------------------------------- helpers
     def bind(self, value: Any) -> str:
@@ -328,7 +431,15 @@ class SQLiteTranslator(Translator):
         return f"lower({loc.j}) = {self.bind(folded)}"
 
     def s_startswith(self, loc: Loc, op: str) -> str:
-        return f"doqu_instr({loc.j}, {self.bind(op)}) = 1"
+        exact = f"doqu_instr({loc.j}, {self.bind(op)}) = 1"
+        if (loc.path is None and not loc.pk) or "\x00" in op:
+            return exact
+        # A code point range first (the expression index serves it), then the test.
+        parts = [f"{loc.j} >= {self.bind(op)}"]
+        high = string_successor(op)
+        if high is not None:
+            parts.append(f"{loc.j} < {self.bind(high)}")
+        return self.all_of([*parts, exact])
 
     def s_endswith(self, loc: Loc, op: str) -> str:
         return f"doqu_endswith({loc.j}, {self.bind(op)})"
@@ -425,10 +536,10 @@ class PostgresTranslator(Translator):
             return self.false
         if loc.pk:
             return f"pk = {self.bind(op)}::text" if isinstance(op, str) else self.false
-        return f"{loc.j} = {self.bind(dumps(op))}::jsonb"
+        return f"{loc.j} = {self.bind(dumps_exact(op))}::jsonb"
 
     def n_compare(self, loc: Loc, sym: str, op: Any) -> str:
-        return f"{loc.j} {sym} {self.bind(dumps(op))}::jsonb"
+        return f"{loc.j} {sym} {self.bind(dumps_exact(op))}::jsonb"
 
     def s_compare(self, loc: Loc, sym: str, op: str) -> str:
         if "\x00" in op:
@@ -458,7 +569,12 @@ class PostgresTranslator(Translator):
     def s_startswith(self, loc: Loc, op: str) -> str:
         if "\x00" in op:
             return self.false
-        return f"starts_with({loc.text}, {self.bind(op)}::text)"
+        # A code point range first (an index on the text COLLATE "C" serves it), then the test.
+        parts = [f'{loc.text} COLLATE "C" >= {self.bind(op)}::text']
+        high = string_successor(op)
+        if high is not None:
+            parts.append(f'{loc.text} COLLATE "C" < {self.bind(high)}::text')
+        return self.all_of([*parts, f"starts_with({loc.text}, {self.bind(op)}::text)"])
 
     def s_endswith(self, loc: Loc, op: str) -> str:
         if "\x00" in op:
@@ -541,12 +657,31 @@ class MySQLTranslator(Translator):
     def json_path(path: Path) -> str:
         return "'$" + "".join(f'."{check_segment(s)}"' for s in path) + "'"
 
+    @staticmethod
+    def index_columns(path: Path) -> tuple[str, str]:
+        """Names of the generated columns holding *path* as a number and as a string prefix."""
+        ident = hashlib.sha1(".".join(path).encode()).hexdigest()[:16]
+        return f"`doqu_n_{ident}`", f"`doqu_s_{ident}`"
+
+    @classmethod
+    def column_exprs(cls, path: Path) -> tuple[str, str]:
+        """The generated columns' expressions: ``NULL`` unless the value has that kind."""
+        p = cls.json_path(path)
+        j = f"JSON_EXTRACT(data, {p})"
+        kinds = cls._KINDS["number"]
+        number = f"IF(JSON_TYPE({j}) {kinds}, CAST(JSON_UNQUOTE({j}) AS DOUBLE), NULL)"
+        string = (
+            f"IF(JSON_TYPE({j}) = 'STRING',"
+            f" LEFT(CAST(JSON_UNQUOTE({j}) AS BINARY), {STRING_PREFIX}), NULL)"
+        )
+        return number, string
+
     def loc(self, path: Path) -> Loc:
         if path == ("pk",):
             return Loc("pk", "'STRING'", "pk", pk=True)
         p = self.json_path(path)
         j = f"JSON_EXTRACT(data, {p})"
-        return Loc(j, f"JSON_TYPE({j})", f"JSON_UNQUOTE({j})", path=p)
+        return Loc(j, f"JSON_TYPE({j})", f"JSON_UNQUOTE({j})", path=p, cols=self.indexed.get(path))
 
     @staticmethod
     def binary(sql: str) -> str:
@@ -575,10 +710,10 @@ class MySQLTranslator(Translator):
         if k == "bool":
             return self.is_kind(loc, "true" if op else "false")
         if k == "number":
-            return f"({self.is_kind(loc, k)} AND {self.number(loc)} = {self.bind(op)})"
+            return self.all_of([self.is_kind(loc, k), self.n_compare(loc, "=", op)])
         if k == "string":
-            return f"({self.is_kind(loc, k)} AND {self.binary(loc.text)} = {self.bind_bin(op)})"
-        return f"({self.is_kind(loc, k)} AND JSON_EQUALS({loc.j}, {self.bind(dumps(op))}))"
+            return self.all_of([self.is_kind(loc, k), self.s_compare(loc, "=", op)])
+        return f"({self.is_kind(loc, k)} AND JSON_EQUALS({loc.j}, {self.bind(dumps_exact(op))}))"
 
     def bind_bin(self, op: str) -> str:
         return self.binary(self.bind(op))
@@ -586,11 +721,38 @@ class MySQLTranslator(Translator):
     def number(self, loc: Loc) -> str:
         return f"CAST({loc.text} AS DOUBLE)"
 
+    def _side(self, expr: str, bound: tuple[str, Any] | bool) -> str:
+        if bound is True or bound is False:
+            return self.true if bound else self.false
+        sym, value = bound
+        return f"{expr} {sym} {self.bind(value)}"
+
     def n_compare(self, loc: Loc, sym: str, op: Any) -> str:
-        return f"{self.number(loc)} {sym} {self.bind(op)}"
+        # Exact: doubles compare as doubles (the operand rounded in Python to a bound that
+        # keeps the answer), integers beyond 2**53 as BIGINT (the operand floored/ceiled).
+        as_double = self._side(self.number(loc), double_bound(sym, op))
+        as_int = self._side(f"CAST({loc.text} AS SIGNED)", int_bound(sym, op))
+        if as_double == as_int and as_double in (self.true, self.false):
+            exact = as_double
+        else:
+            exact = (
+                f"CASE WHEN ABS({self.number(loc)}) < {EXACT_DOUBLE:d}"
+                f" OR {loc.text} NOT REGEXP '^-?[0-9]+$' THEN {as_double} ELSE {as_int} END"
+            )
+        if loc.cols is None or exact == self.false:
+            return exact
+        # The index column holds the value rounded to a double: a necessary condition.
+        return self.all_of([f"{loc.cols[0]} {_WEAK[sym]} {self.bind(float(op))}", exact])
+
+    def _prefix(self, op: str) -> bytes:
+        return op.encode("utf-8")[:STRING_PREFIX]
 
     def s_compare(self, loc: Loc, sym: str, op: str) -> str:
-        return f"{self.binary(loc.text)} {sym} {self.bind_bin(op)}"
+        exact = f"{self.binary(loc.text)} {sym} {self.bind_bin(op)}"
+        if loc.cols is None:
+            return exact
+        # The index column holds a byte prefix: truncation keeps the order, weakly.
+        return f"({loc.cols[1]} {_WEAK[sym]} {self.bind(self._prefix(op))} AND {exact})"
 
     def s_contains(self, loc: Loc, op: str) -> str:
         return f"LOCATE({self.bind_bin(op)}, {self.binary(loc.text)}) > 0"
@@ -610,7 +772,15 @@ class MySQLTranslator(Translator):
         return f"RIGHT({sql}, LENGTH({p})) = {self.bind_bin(op)}"
 
     def s_startswith(self, loc: Loc, op: str) -> str:
-        return self._starts(self.binary(loc.text), op)
+        exact = self._starts(self.binary(loc.text), op)
+        if loc.cols is None:
+            return exact
+        low = self._prefix(op)
+        parts = [f"{loc.cols[1]} >= {self.bind(low)}"]
+        high = bytes_successor(low)
+        if high is not None:
+            parts.append(f"{loc.cols[1]} < {self.bind(high)}")
+        return self.all_of([*parts, exact])
 
     def s_endswith(self, loc: Loc, op: str) -> str:
         return self._ends(self.binary(loc.text), op)
@@ -652,9 +822,19 @@ class MySQLTranslator(Translator):
             f"CASE WHEN {t} IS NULL OR {t} = 'NULL' THEN 0 WHEN {t} {num} THEN 1"
             f" WHEN {t} = 'STRING' THEN 2 ELSE 3 END"
         )
+        n, text = self.number(loc), loc.text
+        # Numbers that tie as doubles beyond 2**53 are ordered by their exact integer value.
+        exact = (
+            f"CASE WHEN {t} {num} AND ABS({n}) >= {EXACT_DOUBLE:d} THEN CASE"
+            f" WHEN {text} REGEXP '^-?[0-9]+$' THEN CAST({text} AS DECIMAL(20, 0))"
+            f" WHEN {n} >= 9223372036854775808e0 THEN 9223372036854775808"
+            f" WHEN {n} < -9223372036854775808e0 THEN -9223372036854775809"
+            f" ELSE CAST(CAST({n} AS SIGNED) AS DECIMAL(20, 0)) END END{d}"
+        )
         return [
             f"{rank}{d}",
-            f"CASE WHEN {t} {num} THEN {self.number(loc)} END{d}",
+            f"CASE WHEN {t} {num} THEN {n} END{d}",
+            exact,
             f"CASE WHEN {t} = 'STRING' THEN {self.binary(loc.text)} END{d}",
         ]
 

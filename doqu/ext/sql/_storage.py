@@ -23,7 +23,15 @@ from ..._json import check_json, encode_document, json_equal
 from ..._registry import missing_driver
 from ..._storage import Finalize, QuerySpec, Row, Storage
 from ..._tree import Node, Path, UpdateOp
-from ._dialects import MySQLTranslator, PostgresTranslator, SQLiteTranslator, Translator, holds_nul
+from ._dialects import (
+    STRING_PREFIX,
+    MySQLTranslator,
+    PostgresTranslator,
+    SQLiteTranslator,
+    Translator,
+    exact_numbers,
+    holds_nul,
+)
 
 __all__ = ["SQLStorage"]
 
@@ -53,6 +61,13 @@ def _sqlite_json_eq(a: str | None, b: str | None) -> int | None:
         return int(json_equal(json.loads(a), json.loads(b)))
     except ValueError:
         return 0
+
+
+def _sqlite_canonical(text: str | None) -> str | None:
+    # Unique indexes on arrays/objects: one text for JSON-equal values ([1] and [1.0]).
+    if not isinstance(text, str):
+        return None
+    return canonical(json.loads(text))
 
 
 def _sqlite_regexp(pattern: str | None, text: str | None) -> int | None:
@@ -86,6 +101,7 @@ class SQLStorage(Storage):
     scheme = "sqlite"
     supports_transactions = True
     native_update = True
+    stores_text = True
 
     def __init__(self, url: str, **options: Any) -> None:
         super().__init__(url, **options)
@@ -142,6 +158,7 @@ class SQLStorage(Storage):
             dbapi_conn.isolation_level = None  # we issue BEGIN IMMEDIATE ourselves
             for name, n, fn in (
                 ("doqu_json_eq", 2, _sqlite_json_eq),
+                ("doqu_canonical", 1, _sqlite_canonical),
                 ("doqu_regexp", 2, _sqlite_regexp),
                 ("doqu_instr", 2, _sqlite_instr),
                 ("doqu_endswith", 2, _sqlite_endswith),
@@ -252,12 +269,18 @@ class SQLStorage(Storage):
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -------------------------------------------------------------- statements
-    def _translator(self) -> Translator:
+    def _translator(self, coll: CollectionInfo | None = None) -> Translator:
         if self.dialect == "sqlite":
             return SQLiteTranslator()
         if self.dialect == "postgresql":
             return PostgresTranslator()
-        return MySQLTranslator()
+        indexed: dict[Path, tuple[str, str]] = {}
+        if coll is not None:
+            # MariaDB matches no JSON expression to an index: queries name the index columns.
+            for paths in coll.indexes:
+                for path in paths:
+                    indexed[path] = MySQLTranslator.index_columns(path)
+        return MySQLTranslator(indexed)
 
     def _quote(self, name: str) -> str:
         return f"{self._q}{name}{self._q}"
@@ -275,7 +298,9 @@ class SQLStorage(Storage):
         data = "%s::jsonb" if self.dialect == "postgresql" else p
         out = {
             "table": t,
-            "get": f"SELECT pk, data FROM {t} WHERE pk = {p}",
+            # Text, not psycopg's parsed JSONB: models are validated straight from it.
+            "get": f"SELECT pk, {'data::text' if self.dialect == 'postgresql' else 'data'}"
+            f" FROM {t} WHERE pk = {p}",
             "get_for_update": f"SELECT data FROM {t} WHERE pk = {p}",
             "insert": f"INSERT INTO {t} (pk, data) VALUES ({p}, {data})",
             "update": f"UPDATE {t} SET data = {data} WHERE pk = {p}",
@@ -309,51 +334,102 @@ class SQLStorage(Storage):
 
     def _index_sql(self, coll: CollectionInfo, table: str) -> list[str]:
         out: list[str] = []
-        tr = self._translator()
         for unique, specs in ((False, coll.indexes), (True, coll.unique)):
             for paths in specs:
                 ident = hashlib.sha1(f"{coll.name}|{unique}|{paths}".encode()).hexdigest()[:16]
-                name = self._quote(f"doqu_i_{ident}")
+                name = f"doqu_i_{ident}"
                 kw = "UNIQUE INDEX" if unique else "INDEX"
                 if self.dialect == "sqlite":
                     cols: list[str] = []
                     for path in paths:
                         jp = SQLiteTranslator.json_path(path)
+                        j = f"json_extract(data, {jp})"
                         if unique:
                             t = f"json_type(data, {jp})"
-                            # null/missing → NULL (exempt, SQL NULLs are distinct); kinds apart.
+                            # null/missing → NULL (exempt, SQL NULLs are distinct); kinds apart;
+                            # arrays and objects by canonical text ([1] = [1.0], keys sorted).
                             cols.append(
                                 f"(CASE {t} WHEN 'null' THEN NULL WHEN 'integer' THEN 'n'"
                                 f" WHEN 'real' THEN 'n' ELSE {t} END)"
                             )
-                        cols.append(f"json_extract(data, {jp})")
-                    out.append(f"CREATE {kw} IF NOT EXISTS {name} ON {table} ({', '.join(cols)})")
+                            j = (
+                                f"(CASE WHEN {t} IN ('array', 'object')"
+                                f" THEN doqu_canonical({j}) ELSE {j} END)"
+                            )
+                        cols.append(j)
+                    out.append(
+                        f"CREATE {kw} IF NOT EXISTS {self._quote(name)} ON {table}"
+                        f" ({', '.join(cols)})"
+                    )
                 elif self.dialect == "postgresql":
                     exprs = [PostgresTranslator.json_expr(path) for path in paths]
                     if unique:
                         exprs = [f"(NULLIF({e}, 'null'::jsonb))" for e in exprs]
-                    out.append(f"CREATE {kw} IF NOT EXISTS {name} ON {table} ({', '.join(exprs)})")
-                else:
-                    col = self._quote(f"doqu_g_{ident}")
-                    parts = []
-                    for path in paths:
-                        j = tr.loc(path).j
-                        parts.append(
-                            f"IF(JSON_TYPE({j}) IS NULL OR JSON_TYPE({j}) = 'NULL', NULL,"
-                            f" JSON_NORMALIZE({j}))"
-                        )
-                    if unique:
-                        expr = f"SHA2(CONCAT({', CHAR(1), '.join(parts)}), 256)"
-                        ctype = "CHAR(64) CHARACTER SET ascii"
-                    else:
-                        expr = f"LEFT(CONCAT({', CHAR(1), '.join(parts)}), 255)"
-                        ctype = "VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
                     out.append(
-                        f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {col} {ctype}"
-                        f" AS ({expr}) VIRTUAL"
+                        f"CREATE {kw} IF NOT EXISTS {self._quote(name)} ON {table}"
+                        f" ({', '.join(exprs)})"
                     )
-                    out.append(f"CREATE {kw} IF NOT EXISTS {name} ON {table} ({col})")
+                    if not unique:
+                        # String ranges compare the text COLLATE "C" (code point order).
+                        texts = [
+                            f'({PostgresTranslator.json_expr(path, text=True)} COLLATE "C")'
+                            for path in paths
+                        ]
+                        out.append(
+                            f"CREATE INDEX IF NOT EXISTS {self._quote(name + '_s')} ON {table}"
+                            f" ({', '.join(texts)})"
+                        )
+                elif unique:
+                    col = self._quote(f"doqu_u_{ident}")
+                    parts = [self._mysql_unique_part(path) for path in paths]
+                    out.append(
+                        f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {col} CHAR(64)"
+                        f" CHARACTER SET ascii AS (SHA2(CONCAT({', CHAR(1), '.join(parts)}), 256))"
+                        " VIRTUAL"
+                    )
+                    out.append(f"CREATE {kw} IF NOT EXISTS {self._quote(name)} ON {table} ({col})")
+                else:
+                    # Typed generated columns per path (NULL unless the value has the kind),
+                    # one index per kind; the translator names these columns in queries.
+                    for path in paths:
+                        names = MySQLTranslator.index_columns(path)
+                        gen = MySQLTranslator.column_exprs(path)
+                        ctypes = ("DOUBLE", f"VARBINARY({STRING_PREFIX})")
+                        for col, ctype, expr in zip(names, ctypes, gen):
+                            out.append(
+                                f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {col} {ctype}"
+                                f" AS ({expr}) VIRTUAL"
+                            )
+                    for i, suffix in enumerate(("n", "s")):
+                        keys = [MySQLTranslator.index_columns(path)[i] for path in paths]
+                        out.append(
+                            f"CREATE INDEX IF NOT EXISTS {self._quote(f'{name}_{suffix}')}"
+                            f" ON {table} ({', '.join(keys)})"
+                        )
         return out
+
+    @staticmethod
+    def _mysql_unique_part(path: Path) -> str:
+        """A unique index part: ``NULL`` if null/missing, else a text equal for equal values.
+
+        Numbers become their exact integer value when they have one (``1`` = ``1.0``, and
+        an integral double beyond 2**53 equals that integer); arrays and objects are
+        ``JSON_NORMALIZE``d (numbers as decimals, keys sorted).
+        """
+        j = MySQLTranslator().loc(path).j
+        t, u = f"JSON_TYPE({j})", f"JSON_UNQUOTE({j})"
+        d = f"CAST({u} AS DOUBLE)"
+        number = (
+            f"CASE WHEN {u} REGEXP '^-?[0-9]+$' THEN CONCAT('n', {u})"
+            f" WHEN {d} = FLOOR({d}) AND {d} >= -9223372036854775808e0"
+            f" AND {d} < 9223372036854775808e0 THEN CONCAT('n', CAST({d} AS SIGNED))"
+            f" ELSE JSON_NORMALIZE({j}) END"
+        )
+        return (
+            f"(CASE WHEN {t} IS NULL OR {t} = 'NULL' THEN NULL"
+            f" WHEN {t} {MySQLTranslator._KINDS['number']} THEN {number}"
+            f" ELSE JSON_NORMALIZE({j}) END)"
+        )
 
     def _prepare(self, coll: CollectionInfo) -> None:
         self._sql.pop(coll.name, None)
@@ -392,8 +468,11 @@ class SQLStorage(Storage):
 
     # -------------------------------------------------------------- documents
     def _encode(self, pk: str, data: Data) -> str:
-        text = encode_document(data)
-        if self.dialect != "mysql" and "\\u0000" in text and holds_nul(data):
+        return self._check_text(pk, encode_document(data))
+
+    def _check_text(self, pk: str, text: str) -> str:
+        """Refuse what this dialect cannot store: NUL (PostgreSQL, SQLite) and oversize text."""
+        if self.dialect != "mysql" and "\\u0000" in text and holds_nul(json.loads(text)):
             # PostgreSQL refuses NUL in JSONB; SQLite's JSON functions cut strings at NUL.
             raise InvalidDocument(
                 f"document {pk!r}: {self.dialect} cannot store or query the NUL character"
@@ -406,6 +485,10 @@ class SQLStorage(Storage):
                 f"document {pk!r} is {len(text.encode('utf-8'))} bytes: over this"
                 f" {self.dialect} server's limit of {self._max_document} bytes"
             )
+        if self.dialect != "sqlite":
+            # Floats from 1e16 up with all their digits: PostgreSQL's numeric and MariaDB's
+            # JSON_NORMALIZE/JSON_EQUALS would read 1.152921504606847e+18 as not 2**60.
+            return exact_numbers(text)
         return text
 
     def _decode(self, raw: Any) -> Data:
@@ -415,8 +498,14 @@ class SQLStorage(Storage):
         return raw  # type: ignore[no-any-return]  # psycopg decodes JSONB itself
 
     def _put(self, coll: CollectionInfo, rows: Sequence[Row]) -> None:
+        self._put_params(coll, [(pk, self._encode(pk, data)) for pk, data in rows])
+
+    def _put_text(self, coll: CollectionInfo, rows: Sequence[tuple[str, str]]) -> None:
+        check = self._check_text
+        self._put_params(coll, [(pk, check(pk, text)) for pk, text in rows])
+
+    def _put_params(self, coll: CollectionInfo, params: list[tuple[str, str]]) -> None:
         sql = self._statements(coll)
-        params = [(pk, self._encode(pk, data)) for pk, data in rows]
 
         def run(cur: Any) -> None:
             if "put" in sql:
@@ -443,22 +532,32 @@ class SQLStorage(Storage):
         return gone
 
     def _fetch(self, coll: CollectionInfo, pks: Sequence[str]) -> dict[str, Data]:
-        sql = self._statements(coll)
+        decode = self._decode
+        return {pk: decode(raw) for pk, raw in self._fetch_stored(coll, pks).items()}
+
+    def _fetch_one(self, coll: CollectionInfo, pk: str) -> Any:
+        # The hot path: a cached statement on the thread's DB-API connection, no SQLAlchemy.
+        sql = self._sql.get(coll.name) or self._statements(coll)
+        try:
+            cur = self._conn().cursor()
+            cur.execute(sql["get"], (pk,))
+            row = cur.fetchone()
+            cur.close()
+        except self._dbapi.Error:  # the slow path names the fault, and retries once
+            found = self._run(f"reading {coll.name!r}", lambda c: self._fetch_many(c, sql, [pk]))
+            return found.get(pk)
+        return None if row is None else row[1]
+
+    def _fetch_stored(self, coll: CollectionInfo, pks: Sequence[str]) -> dict[str, Any]:
+        """The stored JSON as the driver gives it: text, or dicts from psycopg's JSONB."""
         if len(pks) == 1:
-            # The hot path: cached text, the thread's DB-API connection, no SQLAlchemy.
-            conn = self._conn()
-            try:
-                cur = conn.cursor()
-                cur.execute(sql["get"], pks)
-                row = cur.fetchone()
-                cur.close()
-            except self._dbapi.Error:  # the slow path names the fault, and retries once
-                return self._run(f"reading {coll.name!r}", lambda c: self._fetch_many(c, sql, pks))
-            return {} if row is None else {row[0]: self._decode(row[1])}
+            raw = self._fetch_one(coll, pks[0])
+            return {} if raw is None else {pks[0]: raw}
+        sql = self._statements(coll)
         return self._run(f"reading {coll.name!r}", lambda c: self._fetch_many(c, sql, pks))
 
-    def _fetch_many(self, cur: Any, sql: dict[str, str], pks: Sequence[str]) -> dict[str, Data]:
-        out: dict[str, Data] = {}
+    def _fetch_many(self, cur: Any, sql: dict[str, str], pks: Sequence[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
         for i in range(0, len(pks), CHUNK):
             part = list(pks[i : i + CHUNK])
             cur.execute(
@@ -466,7 +565,7 @@ class SQLStorage(Storage):
                 part,
             )
             for pk, raw in cur.fetchall():
-                out[pk] = self._decode(raw)
+                out[pk] = raw
         return out
 
     def _remove(self, coll: CollectionInfo, pks: Sequence[str]) -> int:
@@ -488,7 +587,7 @@ class SQLStorage(Storage):
     def _select_sql(
         self, coll: CollectionInfo, spec: QuerySpec, what: str = "pk, data"
     ) -> tuple[str, list[Any]]:
-        tr = self._translator()
+        tr = self._translator(coll)
         table = self._statements(coll)["table"]
         sql = f"SELECT {what} FROM {table} WHERE {tr.where(spec.node)}"
         if spec.order:
@@ -507,27 +606,40 @@ class SQLStorage(Storage):
         return tr.finish(sql)
 
     def _select(self, coll: CollectionInfo, spec: QuerySpec) -> Iterator[Row]:
+        return self._rows(coll, spec, decode=True)
+
+    def _select_stored(self, coll: CollectionInfo, spec: QuerySpec) -> Iterator[tuple[str, Any]]:
+        return self._rows(coll, spec, decode=False)
+
+    def _rows(self, coll: CollectionInfo, spec: QuerySpec, *, decode: bool) -> Iterator[Any]:
         if spec.limit == 0:
             return iter(())
-        sql, params = self._select_sql(coll, spec)
+        what_sql = "pk, data::text" if self.dialect == "postgresql" and not decode else "pk, data"
+        sql, params = self._select_sql(coll, spec, what=what_sql)
         what = f"querying {coll.name!r}"
         if self.dialect == "sqlite" or (spec.limit is not None and spec.limit <= FETCH_ALL_LIMIT):
             if self.dialect != "sqlite":
                 rows = self._run(what, lambda c: (c.execute(sql, params), c.fetchall())[1])
+                if not decode:
+                    return iter(rows)
                 return iter([(pk, self._decode(raw)) for pk, raw in rows])
-            return self._stream_sqlite(sql, params, what)
-        return self._stream_server(sql, params, what)
+            return self._stream_sqlite(sql, params, what, decode)
+        return self._stream_server(sql, params, what, decode)
 
-    def _stream_sqlite(self, sql: str, params: list[Any], what: str) -> Iterator[Row]:
+    def _stream_sqlite(
+        self, sql: str, params: list[Any], what: str, decode: bool = True
+    ) -> Iterator[Row]:
         # Writes on the same connection while this cursor is open are fine in SQLite.
         try:
             cur = self._conn().cursor()
             cur.execute(sql, params)
         except self._dbapi.Error as exc:
             raise self._wrap(exc, what) from exc
-        return self._drain(cur, what, None)
+        return self._drain(cur, what, None, decode)
 
-    def _drain(self, cur: Any, what: str, finish: Callable[[], None] | None) -> Iterator[Row]:
+    def _drain(
+        self, cur: Any, what: str, finish: Callable[[], None] | None, decode: bool = True
+    ) -> Iterator[Row]:
         loads = json.loads
         try:
             while True:
@@ -537,6 +649,9 @@ class SQLStorage(Storage):
                     raise self._wrap(exc, what) from exc
                 if not batch:
                     return
+                if not decode:
+                    yield from batch
+                    continue
                 for pk, raw in batch:
                     yield pk, (loads(raw) if isinstance(raw, (str, bytes)) else raw)
         finally:
@@ -546,7 +661,9 @@ class SQLStorage(Storage):
                 if finish is not None:
                     finish()
 
-    def _stream_server(self, sql: str, params: list[Any], what: str) -> Iterator[Row]:
+    def _stream_server(
+        self, sql: str, params: list[Any], what: str, decode: bool = True
+    ) -> Iterator[Row]:
         # A dedicated connection: a server-side cursor keeps it busy until the end.
         try:
             fairy = self._engine.raw_connection()
@@ -568,7 +685,7 @@ class SQLStorage(Storage):
             if isinstance(exc, self._dbapi.Error):
                 raise StorageError(f"{what} failed: {exc}") from exc
             raise
-        return self._drain(cur, what, lambda: self._finish_stream(fairy))
+        return self._drain(cur, what, lambda: self._finish_stream(fairy), decode)
 
     def _finish_stream(self, fairy: Any) -> None:
         conn = fairy.dbapi_connection
@@ -590,7 +707,7 @@ class SQLStorage(Storage):
         return self._run(f"counting {coll.name!r}", run)
 
     def _distinct(self, coll: CollectionInfo, node: Node | None, path: Path) -> list[Any]:
-        tr = self._translator()
+        tr = self._translator(coll)
         where = tr.where(node)
         sql, params = tr.finish(tr.values_sql(self._statements(coll)["table"], path, where))
 
@@ -614,7 +731,7 @@ class SQLStorage(Storage):
         return list(seen.values())
 
     def _delete_where(self, coll: CollectionInfo, node: Node | None) -> int:
-        tr = self._translator()
+        tr = self._translator(coll)
         sql = self._statements(coll)
         stmt, params = tr.finish(f"DELETE FROM {sql['table']} WHERE {tr.where(node)}")
 
