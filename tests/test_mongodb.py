@@ -304,6 +304,30 @@ def test_unique_index_and_duplicate_key(mdb: MongoStorage, raw: Any) -> None:
     assert ["name"] in index_keys and ["email"] in index_keys
 
 
+def test_save_many_inserts_then_replaces_from_the_first_existing_pk(
+    mdb: MongoStorage, raw: Any
+) -> None:
+    mdb.save_many([{"pk": "b", "v": 0}], collection="s")
+    # new, existing, new, and a pk twice: the last one wins, as everywhere
+    mdb.save_many(
+        [{"pk": "a", "v": 1}, {"pk": "b", "v": 1}, {"pk": "c", "v": 1}, {"pk": "a", "v": 2}],
+        collection="s",
+    )
+    assert {d["_id"]: d["v"] for d in raw["s"].find()} == {"a": 2, "b": 1, "c": 1}
+    # A unique clash in either phase undoes the batch.
+    mdb.save_many([Person(pk="p1", name="a", email="1@x"), Person(pk="p2", name="b")])
+    for batch in (
+        [Person(pk="p3", name="c", email="3@x"), Person(pk="p4", name="d", email="1@x")],
+        [Person(pk="p3", name="c", email="3@x"), Person(pk="p2", name="B", email="2@x"),
+         Person(pk="p5", name="e", email="1@x")],
+    ):  # fmt: skip
+        with pytest.raises(DuplicateKey):
+            mdb.save_many(batch)
+        assert {p.pk: (p.name, p.email) for p in mdb.query(Person)} == {
+            "p1": ("a", "1@x"), "p2": ("b", None)
+        }  # fmt: skip
+
+
 def test_get_or_create_is_keyed_and_idempotent(mdb: MongoStorage) -> None:
     doc, created = mdb.get_or_create(Person, name="ann", defaults={"email": "a@x"})
     again, created_again = mdb.get_or_create(Person, name="ann")
@@ -442,3 +466,415 @@ def test_q_objects_translate_with_nor_and_or(mdb: MongoStorage) -> None:
     q = mdb.query("q").where(Q(n__lt=2) | ~Q(n__exists=True))
     assert pks(q) == {"a", "c"}
     assert set(filter_of(q)) == {"$or"}
+
+
+# ------------------------------------------------------- native update operators
+def ops_of(**changes: Any) -> tuple[Any, ...]:
+    from doqu._tree import parse_update
+
+    return parse_update(changes)
+
+
+@pytest.mark.parametrize(
+    ("data", "changes", "expected"),
+    [
+        ({"n": 1}, {"n__inc": 2, "s": "x"}, {"$inc": {"n": 2}, "$set": {"s": "x"}}),
+        ({"n": 1, "s": "x"}, {"s__unset": True}, {"$unset": {"s": ""}}),
+        ({"t": [1]}, {"t__push": {"b": 1, "a": 2}}, {"$push": {"t": {"a": 2, "b": 1}}}),
+        ({}, {"t__push": 1}, {"$push": {"t": 1}}),
+        ({"t": [1]}, {"t__add_to_set": 2}, {"$addToSet": {"t": 2}}),
+        ({"t": [1, "$x"]}, {"t__pull": "$x"}, {"$pull": {"t": "$x"}}),
+        ({"o": {"x": 1, "y": 2}}, {"o__x__inc": 1}, {"$inc": {"o.x": 1}}),
+        ({"o": {"x": 1, "y": 2}}, {"o__x__unset": True}, {"$unset": {"o.x": ""}}),
+        # null fields: $push/$addToSet would fail, the evaluator makes a list.
+        ({"t": None}, {"t__push": 1}, {"$set": {"t": [1]}}),
+        ({"t": None}, {"t__add_to_set": 1}, {"$set": {"t": [1]}}),
+        # a new key in an embedded object, or objects to create: the field's value.
+        ({"o": {"z": 1}}, {"o__a": 1}, {"$set": {"o": {"a": 1, "z": 1}}}),
+        ({"o": None}, {"o__a__inc": 1}, {"$set": {"o": {"a": 1}}}),
+        # $pull of an object or array is a query, not equality.
+        ({"t": [{"a": 1, "b": 2}, {"a": 1}]}, {"t__pull": {"a": 1}},
+         {"$set": {"t": [{"a": 1, "b": 2}]}}),
+        ({"t": [[1, 2], [1]]}, {"t__pull": [1]}, {"$set": {"t": [[1, 2]]}}),
+        # operators that change nothing send nothing.
+        ({"t": [1.0]}, {"t__add_to_set": 1, "n__inc": 1}, {"$inc": {"n": 1}}),
+        ({"t": [True], "n": 1}, {"t__pull": 1, "n__inc": 1}, {"$inc": {"n": 1}}),
+        ({"n": 1}, {"o__x__unset": True, "n__inc": 1}, {"$inc": {"n": 1}}),
+        # objects another tool wrote unsorted are rewritten sorted.
+        ({"o": {"y": 1, "x": 2}, "n": 1}, {"n__inc": 1},
+         {"$inc": {"n": 1}, "$set": {"o": {"x": 2, "y": 1}}}),
+        ({"o": {"y": 1, "x": 2}}, {"o__y__inc": 1}, {"$set": {"o": {"x": 2, "y": 2}}}),
+    ],
+)  # fmt: skip
+def test_update_operators_map_to_native_ones(
+    data: dict[str, Any], changes: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    assert mongodb.to_update(data, ops_of(**changes)) == expected
+
+
+def test_a_field_the_model_changes_is_written_whole() -> None:
+    def finalize(d: dict[str, Any]) -> dict[str, Any]:
+        return {**d, "n": float(d["n"]), "added": True}
+
+    got = mongodb.to_update({"n": 1, "t": []}, ops_of(n__inc=1, t__push=1), finalize)
+    assert got == {"$push": {"t": 1}, "$set": {"added": True, "n": 2.0}}
+
+
+def test_update_sends_native_operators_guarded_by_the_old_document(url: str) -> None:
+    from pymongo import monitoring
+
+    class Listener(monitoring.CommandListener):
+        def __init__(self) -> None:
+            self.updates: list[Any] = []
+
+        def started(self, event: monitoring.CommandStartedEvent) -> None:
+            if event.command_name == "update" and event.command["update"] == "u":
+                statements = event.command["updates"]
+                self.updates.extend(u for u in statements if "$inc" in u["u"])
+
+        def succeeded(self, event: Any) -> None:
+            pass
+
+        def failed(self, event: Any) -> None:
+            pass
+
+    listener = Listener()
+    with doqu.connect(url, event_listeners=[listener]) as db:
+        db.save_many([{"pk": "a", "n": 1, "t": ["x"]}, {"pk": "b", "n": 2}], collection="u")
+        assert db.query("u").update(n__inc=10, t__push="y") == 2
+        assert db.get_many("u", ["a", "b"]) == [
+            {"pk": "a", "n": 11, "t": ["x", "y"]},
+            {"pk": "b", "n": 12, "t": ["y"]},
+        ]
+    assert len(listener.updates) == 2  # one bulk, one statement per document
+    for statement in listener.updates:
+        assert statement["u"]["$inc"] == {"n": 10} and statement["u"]["$push"] == {"t": "y"}
+        old = statement["q"]["$expr"]["$eq"][1]["$literal"]
+        assert old["_id"] == statement["q"]["_id"] and old["n"] in (1, 2)
+
+
+def test_update_redoes_a_document_changed_under_it(
+    mdb: MongoStorage, raw: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mdb.save_many([{"pk": "a", "n": 1}, {"pk": "b", "n": 1}], collection="r")
+    real = MongoStorage._plan
+    calls: list[int] = []
+
+    def plan(self: MongoStorage, *args: Any) -> Any:
+        out = real(self, *args)
+        if not calls:  # another client writes between the read and the bulk
+            raw["r"].update_one({"_id": "b"}, {"$set": {"n": 100}})
+        calls.append(1)
+        return out
+
+    monkeypatch.setattr(MongoStorage, "_plan", plan)
+    assert mdb.query("r").update(n__inc=1) == 2
+    assert {d["pk"]: d["n"] for d in mdb.query("r")} == {"a": 2, "b": 101}
+    assert len(calls) == 2  # b alone was redone (in a transaction: the whole reran)
+    # A document that stops matching is left alone.
+    calls.clear()
+
+    def plan_and_move(self: MongoStorage, *args: Any) -> Any:
+        out = real(self, *args)
+        if not calls:
+            raw["r"].update_one({"_id": "b"}, {"$set": {"n": -5}})
+        calls.append(1)
+        return out
+
+    monkeypatch.setattr(MongoStorage, "_plan", plan_and_move)
+    assert mdb.query("r").where(n__gt=0).update(n__inc=1) == 1
+    assert {d["pk"]: d["n"] for d in mdb.query("r")} == {"a": 3, "b": -5}
+
+
+def test_invalid_update_result_writes_nothing(mdb: MongoStorage) -> None:
+    mdb.save_many([{"pk": "a", "n": 1}, {"pk": "b", "n": "text"}], collection="x")
+    version = mdb.version("x")
+    with pytest.raises(UpdateTypeError):
+        mdb.query("x").update(n__inc=1)
+    with pytest.raises(InvalidDocument):
+        mdb.query("x").where(pk="a").update(n__inc=2**63 - 1)
+    assert mdb.get_many("x", ["a", "b"]) == [{"pk": "a", "n": 1}, {"pk": "b", "n": "text"}]
+    assert mdb.version("x") == version
+
+
+WORKER = """
+import sys, time, doqu
+url, what, rounds, me, start = sys.argv[1:6]
+rounds, start = int(rounds), float(start)
+with doqu.connect(url) as db:
+    db.query("race").count()  # connected and prepared before the start
+    while time.time() < start:
+        time.sleep(0.001)
+    if what == "inc":
+        for _ in range(rounds):
+            db.query("race").update(n__inc=1)
+    else:
+        for i in range(rounds):
+            doc, created = db.get_or_create("race", defaults={"by": me}, key=f"k{i}")
+            print(i, doc["pk"], int(created), doc["by"])
+"""
+
+
+def run_racers(url: str, what: str, rounds: int, count: int = 4) -> list[str]:
+    import subprocess
+    import time
+
+    start = str(time.time() + 2.0)  # all racers start together, once connected
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, url, what, str(rounds), str(i), start],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(count)
+    ]
+    outs = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0
+        outs.append(out.strip())
+    return outs
+
+
+def test_concurrent_updates_lose_no_increment(mdb: MongoStorage, url: str) -> None:
+    mdb.save_many([{"pk": p, "n": 0} for p in "abc"], collection="race")
+    run_racers(url, "inc", 25)
+    assert {d["pk"]: d["n"] for d in mdb.query("race")} == {"a": 100, "b": 100, "c": 100}
+
+
+def check_one_creator_per_key(outs: list[str], keys: int) -> None:
+    answers: dict[str, list[tuple[str, str, str]]] = {}
+    for out in outs:
+        for line in out.splitlines():
+            i, pk, created, by = line.split()
+            answers.setdefault(i, []).append((pk, created, by))
+    assert len(answers) == keys
+    for i, seen in answers.items():
+        assert len(seen) == 4 and [c for _, c, _ in seen].count("1") == 1, (i, seen)
+        assert len({(pk, by) for pk, _, by in seen}) == 1, (i, seen)  # one document
+
+
+def test_racing_get_or_create_creates_exactly_one(mdb: MongoStorage, url: str) -> None:
+    check_one_creator_per_key(run_racers(url, "get_or_create", 30), 30)
+    assert mdb.query("race").count() == 30
+
+
+class Strict(Document):
+    key: str
+    score: int = 0
+
+    class Meta:
+        collection = "strict"
+        unique = ("score",)
+
+
+def test_get_or_create_upserts_and_checks_the_key(mdb: MongoStorage, raw: Any) -> None:
+    doc, created = mdb.get_or_create(Strict, key="a", defaults={"score": 1})
+    assert created and raw["strict"].find_one({"_id": doc.pk}) == {
+        "_id": doc.pk, "key": "a", "score": 1
+    }  # fmt: skip
+    # An existing document is found without building (so invalid defaults pass).
+    again, created = mdb.get_or_create(Strict, key="a", defaults={"score": "not a number"})
+    assert not created and again.pk == doc.pk
+    with pytest.raises(ValueError):  # the model refuses to build
+        mdb.get_or_create(Strict, key="b", defaults={"score": "not a number"})
+    # A pk taken by a document that does not match.
+    with pytest.raises(DuplicateKey):
+        mdb.get_or_create(Strict, key="c", defaults={"pk": doc.pk, "score": 7})
+    # A unique index clash.
+    with pytest.raises(DuplicateKey):
+        mdb.get_or_create(Strict, key="d", defaults={"score": 1})
+    # The derived key is taken by a document that no longer matches: a fresh key.
+    raw["strict"].update_one({"_id": doc.pk}, {"$set": {"key": "moved"}})
+    fresh, created = mdb.get_or_create(Strict, key="a", defaults={"score": 2})
+    assert created and fresh.pk != doc.pk
+    assert mdb.query(Strict).count() == 2
+
+
+def test_get_or_create_with_nested_and_list_conditions(mdb: MongoStorage) -> None:
+    doc, created = mdb.get_or_create("n", o__x=1, tags=["a"], defaults={"z": {"b": 1, "a": 2}})
+    assert created and doc == {"pk": doc["pk"], "o": {"x": 1}, "tags": ["a"], "z": {"a": 2, "b": 1}}
+    again, created = mdb.get_or_create("n", o__x=1, tags=["a"])
+    assert not created and again == doc
+    assert mdb.query("n").where(z={"b": 1, "a": 2}).count() == 1  # stored sorted
+    other, created = mdb.get_or_create("n", o__x=1, tags=["a", "b"])
+    assert created and other["pk"] != doc["pk"]
+
+
+# ------------------------------------------------------------ network errors
+def test_writes_are_not_retried_and_reads_are(
+    mdb: MongoStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pymongo.collection import Collection
+
+    mdb.save({"pk": "a", "n": 1}, collection="c")
+    calls: list[str] = []
+
+    def failing(name: str) -> Any:
+        real = getattr(Collection, name)
+
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            calls.append(name)
+            if calls.count(name) == 1:
+                raise AutoReconnect("connection reset")
+            return real(self, *args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(Collection, "replace_one", failing("replace_one"))
+    with pytest.raises(StorageError) as info:
+        mdb.save({"pk": "a", "n": 2}, collection="c")
+    assert isinstance(info.value.__cause__, AutoReconnect) and calls == ["replace_one"]
+    monkeypatch.setattr(Collection, "find", failing("find"))
+    assert mdb.get("c", "a") == {"pk": "a", "n": 1}
+    assert calls.count("find") == 2
+    monkeypatch.setattr(Collection, "bulk_write", failing("bulk_write"))
+    with pytest.raises(StorageError) as info:
+        mdb.query("c").update(n__inc=1)
+    assert isinstance(info.value.__cause__, AutoReconnect)
+    assert mdb.get("c", "a") == {"pk": "a", "n": 1}
+
+
+# ------------------------------------------------------------- transactions
+@pytest.fixture(scope="module")
+def replica_set_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A server that runs transactions: ``$DOQU_TEST_MONGO_URL`` if it is a replica
+    set or mongos, else a SecantusDB advertising itself as a one-node replica set."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+    import time
+
+    if "mongodb" not in request.config.getoption("backends").split(","):
+        pytest.skip("the mongodb backend is not selected (--backends)")
+    given = os.environ.get("DOQU_TEST_MONGO_URL")
+    if given:
+        client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(given)
+        try:
+            hello = client.admin.command("hello")
+        finally:
+            client.close()
+        if not hello.get("setName") and hello.get("msg") != "isdbgrid":
+            pytest.skip("DOQU_TEST_MONGO_URL is a standalone server: no transactions")
+        yield given
+        return
+    exe = shutil.which("secantusd-py")
+    if exe is None:
+        servers.unavailable("secantusd-py is not installed")
+    port = servers._free_port()
+    storage = tempfile.mkdtemp(prefix="doqu-mongo-rs-")
+    cmd = [exe, "--host", "127.0.0.1", "--port", str(port), "--storage-path", storage]
+    proc = subprocess.Popen(
+        [*cmd, "--log-level", "WARNING"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"mongodb://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            probe: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+                url, serverSelectionTimeoutMS=500
+            )
+            try:
+                probe.admin.command("ping")
+                break
+            except pymongo.errors.PyMongoError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    servers.unavailable("SecantusDB (replica set) did not start")
+                time.sleep(0.2)
+            finally:
+                probe.close()
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(storage, ignore_errors=True)
+
+
+@pytest.fixture
+def tdb(replica_set_url: str) -> Iterator[MongoStorage]:
+    with servers.mongo_database_url(replica_set_url) as fresh:
+        storage = doqu.connect(fresh)
+        assert isinstance(storage, MongoStorage)
+        try:
+            yield storage
+        finally:
+            storage.close()
+
+
+def test_standalone_server_writes_then_bumps(mdb: MongoStorage, url: str) -> None:
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(url)
+    try:
+        hello = client.admin.command("hello")
+    finally:
+        client.close()
+    assert mdb._transactional() is bool(hello.get("setName") or hello.get("msg") == "isdbgrid")
+
+
+def test_writes_and_version_bumps_share_a_transaction(tdb: MongoStorage) -> None:
+    from pymongo import monitoring
+
+    class Listener(monitoring.CommandListener):
+        def __init__(self) -> None:
+            self.seen: list[tuple[str, Any, Any]] = []
+
+        def started(self, event: monitoring.CommandStartedEvent) -> None:
+            cmd = event.command
+            self.seen.append((event.command_name, cmd.get("txnNumber"), cmd.get("autocommit")))
+
+        def succeeded(self, event: Any) -> None:
+            pass
+
+        def failed(self, event: Any) -> None:
+            pass
+
+    assert tdb._transactional()
+    listener = Listener()
+    with doqu.connect(tdb.url, event_listeners=[listener]) as db:
+        db.save({"pk": "a", "n": 0}, collection="t")  # first use: the counter is made
+        listener.seen.clear()
+        db.save({"pk": "a", "n": 1}, collection="t")
+        writes = [s for s in listener.seen if s[0] in ("update", "commitTransaction")]
+        # the replacement and the bump run in one transaction, committed once
+        assert [w[0] for w in writes] == ["update", "update", "commitTransaction"]
+        assert len({w[1] for w in writes}) == 1 and writes[0][1] is not None
+        assert writes[0][2] is False
+        v = db.version("t")
+        assert db.query("t").update(n__inc=1) == 1 and db.version("t") == v + 1
+        assert db.get("t", "a") == {"pk": "a", "n": 2}
+
+
+def test_transactions_write_nothing_on_failure(tdb: MongoStorage) -> None:
+    tdb.save(Person(pk="a", name="ann", email="a@x"))
+    version = tdb.version(Person)
+    with pytest.raises(DuplicateKey):
+        tdb.save_many(
+            [Person(pk="c", name="cy", email="c@x"), Person(pk="d", name="d", email="a@x")]
+        )
+    assert [p.pk for p in tdb.query(Person)] == ["a"] and tdb.version(Person) == version
+    tdb.save_many([Person(pk="b", name="bob"), Person(pk="c", name="cy", email="c@x")])
+    with pytest.raises(DuplicateKey):
+        tdb.query(Person).where(pk__in=["b", "c"]).update(email="a@x")
+    assert tdb.get(Person, "b").email is None
+    doc, created = tdb.get_or_create(Person, name="zed", defaults={"email": "z@x"})
+    again, created_again = tdb.get_or_create(Person, name="zed")
+    assert created and not created_again and again.pk == doc.pk
+    d = tdb.dict("counters")
+    assert d.increment("hits") == 1 and d.increment("hits", 2) == 3
+    assert tdb.query(Person).where(name="zed").delete() == 1
+
+
+def test_concurrent_updates_in_transactions_lose_no_increment(
+    tdb: MongoStorage,
+) -> None:
+    tdb.save_many([{"pk": p, "n": 0} for p in "ab"], collection="race")
+    run_racers(tdb.url, "inc", 10, count=3)
+    assert {d["pk"]: d["n"] for d in tdb.query("race")} == {"a": 30, "b": 30}
+
+
+def test_racing_get_or_create_in_transactions_creates_exactly_one(tdb: MongoStorage) -> None:
+    check_one_creator_per_key(run_racers(tdb.url, "get_or_create", 10), 10)
+    assert tdb.query("race").count() == 10 and tdb.version("race") == 10

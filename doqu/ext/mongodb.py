@@ -16,7 +16,12 @@ depend on the order their keys were written in.
 
 Version tokens live in the bookkeeping collection ``doqu.meta`` (a name no doqu
 collection can take): one document per collection, its counter ``$inc``-ed
-after every write.
+with every write — in the write's transaction where the server has them
+(replica sets, ``mongos``), right after it on a standalone server.
+
+``update()`` validates every result first, then writes each document with
+native operators (``$set``, ``$inc``, ``$push``, … see :func:`to_update`),
+guarded by the document's content as read.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from typing import Any, Final, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from .._document import CollectionInfo
-from .._errors import ConfigError, DuplicateKey, InvalidDocument, StorageError
+from .._errors import ConfigError, DoquError, DuplicateKey, InvalidDocument, StorageError
 from .._evaluator import UpdateTypeError, apply_update, canonical, matches, resolve
 from .._json import MISSING, json_equal
 from .._registry import missing_driver
@@ -40,7 +45,7 @@ try:
     import pymongo
     from bson.codec_options import CodecOptions, TypeDecoder, TypeRegistry
     from bson.int64 import Int64
-    from pymongo import ReplaceOne, ReturnDocument
+    from pymongo import ReplaceOne, ReturnDocument, UpdateOne
     from pymongo.errors import (
         AutoReconnect,
         BulkWriteError,
@@ -53,7 +58,7 @@ try:
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environment
     raise missing_driver("mongodb", exc) from exc
 
-__all__ = ["MAX_DOCUMENT_BYTES", "META_COLLECTION", "MongoStorage", "to_filter"]
+__all__ = ["MAX_DOCUMENT_BYTES", "META_COLLECTION", "MongoStorage", "to_filter", "to_update"]
 
 Data = dict[str, Any]
 Filter = dict[str, Any]
@@ -87,19 +92,33 @@ _CODEC: Final[CodecOptions[dict[str, Any]]] = CodecOptions(
 )
 
 
+_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+
+
 def _storable(value: Any, where: str) -> Any:
     """*value* with object keys sorted (recursively); keys MongoDB cannot store refused."""
     if isinstance(value, dict):
-        for key in value:
-            if key.startswith("$") or "." in key or "\x00" in key:
-                raise InvalidDocument(
-                    f"{where}: MongoDB cannot store the key {key[:40]!r}"
-                    " (no leading '$', no '.', no NUL)"
-                )
-        return {k: _storable(value[k], where) for k in sorted(value)}
+        if value:
+            # One scan of all keys; a key holding "\x01" only costs the slow check.
+            joined = "\x01".join(value)
+            if "." in joined or "\x00" in joined or joined.startswith("$") or "\x01$" in joined:
+                for key in value:
+                    if key.startswith("$") or "." in key or "\x00" in key:
+                        raise InvalidDocument(
+                            f"{where}: MongoDB cannot store the key {key[:40]!r}"
+                            " (no leading '$', no '.', no NUL)"
+                        )
+        return {
+            k: v if type(v) in _SCALARS else _storable(v, where)
+            for k, v in sorted(value.items(), key=_first)
+        }
     if isinstance(value, list):
-        return [_storable(v, where) for v in value]
+        return [v if type(v) in _SCALARS else _storable(v, where) for v in value]
     return value
+
+
+def _first(item: tuple[str, Any]) -> str:
+    return item[0]
 
 
 def _operand(value: Any) -> tuple[bool, Any]:
@@ -440,6 +459,139 @@ def _dump(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
+# ------------------------------------------------------------------- updates
+#: What a guarded update inserts when its guard misses: MongoDB refuses to
+#: change the ``_id`` the filter names (error 66, ImmutableField), and the
+#: error's index tells which document of a bulk was not written.
+_MISSED: Final = {"$setOnInsert": {"_id": {"doqu": "guard missed"}}}
+_IMMUTABLE_FIELD: Final = 66
+Step = tuple[str, str, Any]
+
+
+def _identical(a: Any, b: Any) -> bool:
+    """Equal as stored: JSON equality, except that ``1`` and ``1.0`` (int, double) differ."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_identical(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_identical(x, y) for x, y in zip(a, b))
+    return bool(a == b)
+
+
+def _keys_sorted(value: Any) -> bool:
+    """Whether every object in *value* has its keys in the stored (sorted) order."""
+    if isinstance(value, dict):
+        keys = list(value)
+        return keys == sorted(keys) and all(_keys_sorted(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_keys_sorted(v) for v in value)
+    return True
+
+
+def _native_op(u: UpdateOp, old: Data) -> list[Step] | None:
+    """MongoDB operators that do to *old* exactly what the evaluator's *u* does.
+
+    ``[]`` when *u* leaves *old* as it is; ``None`` when no native operator
+    gives the evaluator's result, and the field's computed value is written.
+    """
+    parent: Any = old
+    for seg in u.path[:-1]:
+        parent = parent.get(seg) if isinstance(parent, dict) else None
+    field = ".".join(u.path)
+    if not isinstance(parent, dict):
+        # A missing or null object on the way: unset and pull change nothing; the
+        # evaluator creates the objects for the others, where MongoDB's $set fails.
+        return [] if u.op in ("unset", "pull") else None
+    current = parent.get(u.path[-1], MISSING)
+    if current is MISSING and len(u.path) > 1 and u.op not in ("unset", "pull"):
+        return None  # MongoDB would append the new key after the sorted ones
+    if u.op == "set":
+        return [("$set", field, _storable(u.operand, f"update of {field}"))]
+    if u.op == "unset":
+        return [] if current is MISSING else [("$unset", field, "")]
+    if u.op == "inc":
+        return [("$inc", field, u.operand)]
+    if u.op in ("push", "add_to_set"):
+        value = _storable(u.operand, f"update of {field}")
+        if current is None:
+            return [("$set", field, [value])]  # both fail on a null field
+        if u.op == "push":
+            return [("$push", field, value)]
+        if isinstance(current, list) and any(json_equal(e, u.operand) for e in current):
+            return []
+        # Nothing in the list equals the operand, so $addToSet appends it.
+        return [("$addToSet", field, value)]
+    if u.op == "pull":
+        if not isinstance(current, list) or not any(json_equal(e, u.operand) for e in current):
+            return []
+        if isinstance(u.operand, (dict, list)):
+            return None  # $pull of an object or array matches it as a query
+        # $pull of a scalar removes the elements equal to it: numbers by value,
+        # bools apart from numbers, never inside nested arrays.
+        return [("$pull", field, u.operand)]
+    return None  # pragma: no cover - parse_update knows no other operator
+
+
+def _native_update(old: Data, raw: Data, new: Data, ops: Sequence[UpdateOp]) -> Filter:
+    """The update document that turns the stored *old* into *new* (see :func:`to_update`).
+
+    *raw* is what the operators make of *old*, *new* the model's validation
+    of it: a field the validation changed, one no native operator can
+    produce exactly, or one holding objects with unsorted keys (written by
+    another tool) is written whole (``$set`` of its computed value).
+    """
+    changed = {k for k in (*old, *new) if not _identical(old.get(k, MISSING), new.get(k, MISSING))}
+    whole = {k for k in changed if not _identical(raw.get(k, MISSING), new.get(k, MISSING))}
+    # Objects another tool wrote with unsorted keys are rewritten sorted, so that
+    # equality lookups on them work from now on.
+    whole.update(k for k in old if not _keys_sorted(old[k]))
+    steps: list[Step] = []
+    for u in ops:
+        top = u.path[0]
+        if top not in changed or top in whole:
+            continue
+        native = _native_op(u, old)
+        if native is None:
+            whole.add(top)
+        else:
+            steps.extend(native)
+    out: dict[str, dict[str, Any]] = {}
+    covered: set[str] = set()
+    for op, field, value in steps:
+        top = field.split(".", 1)[0]
+        if top not in whole:
+            out.setdefault(op, {})[field] = value
+            covered.add(top)
+    for top in sorted(whole | (changed - covered)):
+        if top in new:
+            out.setdefault("$set", {})[top] = _storable(new[top], f"update of {top}")
+        else:
+            out.setdefault("$unset", {})[top] = ""
+    return out
+
+
+def to_update(
+    data: Mapping[str, Any], ops: Sequence[UpdateOp], finalize: Finalize | None = None
+) -> Filter:
+    """The native update document ``update()`` sends for a document holding *data*.
+
+    ``$set``, ``$unset``, ``$inc``, ``$push``, ``$addToSet`` and ``$pull`` where
+    they do exactly what doqu's operators do to this document; otherwise a
+    ``$set`` of the field's computed value. Raises like ``update()`` when the
+    result is invalid (:class:`doqu.QueryError`, :class:`doqu.InvalidDocument`).
+    """
+    old = dict(data)
+    raw = apply_update(old, ops)
+    new = finalize(raw) if finalize is not None else raw
+    return _native_update(old, raw, new, ops)
+
+
+def _guard(pk: str, old: Data) -> Filter:
+    """A filter matching the document only while it is exactly *old*, key order included."""
+    return {"_id": pk, "$expr": {"$eq": ["$$ROOT", {"$literal": {"_id": pk, **old}}]}}
+
+
 # ------------------------------------------------------------------- storage
 class MongoStorage(Storage):
     """MongoDB through pymongo; queries become native filters and pipelines.
@@ -450,7 +602,7 @@ class MongoStorage(Storage):
     """
 
     scheme = "mongodb"
-    native_update = False
+    native_update = True
 
     def __init__(self, url: str, **options: Any) -> None:
         super().__init__(url, **options)
@@ -463,6 +615,8 @@ class MongoStorage(Storage):
         self.database_name = name
         self._client_options = options
         self._client = self._connect()
+        #: Whether writes and version bumps share a transaction (asked on first write).
+        self._transactions: bool | None = None
 
     def _connect(self) -> pymongo.MongoClient[Data]:
         try:
@@ -493,21 +647,84 @@ class MongoStorage(Storage):
         except PyMongoError as exc:
             raise _error(what, exc) from exc
 
-    def _bump(self, coll: CollectionInfo) -> None:
+    def _transactional(self) -> bool:
+        """Whether the server runs transactions: a replica set member or ``mongos``."""
+        if self._transactions is None:
+            hello = self._run("hello", lambda: self._client.admin.command("hello"), read=True)
+            self._transactions = bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
+        return self._transactions
+
+    def _bump(self, coll: CollectionInfo, session: Any = None) -> None:
         meta = self._db()[META_COLLECTION]
 
         def bump() -> Any:
+            step = {"$inc": {"v": 1}}
             try:
-                return meta.update_one({"_id": coll.name}, {"$inc": {"v": 1}}, upsert=True)
+                return meta.update_one({"_id": coll.name}, step, upsert=True, session=session)
             except DuplicateKeyError:
                 # Another client's upsert created the counter first: increment it.
-                return meta.update_one({"_id": coll.name}, {"$inc": {"v": 1}}, upsert=True)
+                return meta.update_one({"_id": coll.name}, step, upsert=True, session=session)
 
-        self._run(f"{coll.name}: version", bump)
+        if session is not None:
+            bump()  # inside a transaction: its errors are the transaction's
+        else:
+            self._run(f"{coll.name}: version", bump)
+
+    def _atomic(
+        self,
+        coll: CollectionInfo,
+        what: str,
+        write: Callable[[Any], T],
+        changed: Callable[[T], bool] = lambda _: True,
+        *,
+        partial: bool = False,
+    ) -> T:
+        """Run ``write(session)`` and bump the version token when ``changed(result)``.
+
+        Where the server has transactions, the write and the bump are one
+        transaction (``session`` is its session; a transient conflict reruns
+        both). On a standalone server ``session`` is ``None`` and the bump
+        follows the write; a failed write bumps too, as part of it may be done.
+        Driver errors become doqu errors, the pymongo one chained.
+        """
+        if self._transactional():
+
+            def body(session: Any) -> T:
+                out = write(session)
+                if changed(out):
+                    self._bump(coll, session)
+                return out
+
+            try:
+                with self._client.start_session() as session:
+                    out: T = session.with_transaction(body)
+                    return out
+            except PyMongoError as exc:
+                raise _error(f"{coll.name}: {what}", exc) from exc
+        try:
+            out = write(None)
+        except PyMongoError as exc:
+            if partial:
+                with contextlib.suppress(DoquError):
+                    self._bump(coll)
+            raise _error(f"{coll.name}: {what}", exc) from exc
+        if changed(out):
+            self._bump(coll)
+        return out
 
     # ----------------------------------------------------------- primitives
     def _prepare(self, coll: CollectionInfo) -> None:
         target = self._c(coll)
+        if self._transactional():
+            # The version counter exists before any transaction bumps it, so that
+            # two transactions never race to insert it.
+            meta = self._db()[META_COLLECTION]
+
+            def counter() -> Any:
+                with contextlib.suppress(DuplicateKeyError):
+                    meta.update_one({"_id": coll.name}, {"$setOnInsert": {"v": 0}}, upsert=True)
+
+            self._run(f"{coll.name}: version", counter)
         for paths in coll.indexes:
             index = [(_field(p), pymongo.ASCENDING) for p in paths]
 
@@ -534,11 +751,16 @@ class MongoStorage(Storage):
         target = self._c(coll)
         if len(docs) == 1:
             doc = docs[0]
-            self._run(
-                f"{coll.name}: save",
-                lambda: target.replace_one({"_id": doc["_id"]}, doc, upsert=True),
+            self._atomic(
+                coll,
+                "save",
+                lambda s: target.replace_one({"_id": doc["_id"]}, doc, upsert=True, session=s),
             )
-            self._bump(coll)
+            return
+        if self._transactional():
+            # A unique clash aborts the transaction: nothing is written.
+            requests = [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs]
+            self._atomic(coll, "save_many", lambda s: target.bulk_write(requests, session=s))
             return
         before: dict[str, Data] = {}
         if coll.unique:
@@ -548,15 +770,28 @@ class MongoStorage(Storage):
                 lambda: {d["_id"]: d for d in target.find({"_id": {"$in": pks}})},
                 read=True,
             )
-        requests = [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs]
+        # Inserting is much cheaper for the server than upserting, and new
+        # documents (generated pks) are the common case: insert in order until a
+        # pk is taken, then replace-or-insert the rest (one more round trip).
+        done = 0
         try:
-            target.bulk_write(requests, ordered=True)
+            try:
+                target.insert_many(docs, ordered=True)
+            except BulkWriteError as exc:
+                first = exc.details["writeErrors"][0]
+                if not _pk_taken(first):
+                    raise
+                done = int(first["index"])
+                rest = [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs[done:]]
+                target.bulk_write(rest, ordered=True)
         except PyMongoError as exc:
             error = _error(f"{coll.name}: save_many", exc)
             if isinstance(exc, BulkWriteError) and isinstance(error, DuplicateKey):
-                self._undo(coll, docs[: exc.details["writeErrors"][0]["index"]], before)
+                clash = done + int(exc.details["writeErrors"][0]["index"])
+                self._undo(coll, docs[:clash], before)
             else:
-                self._bump(coll)  # some batches may have been written
+                with contextlib.suppress(DoquError):
+                    self._bump(coll)  # some batches may have been written
             raise error from exc
         self._bump(coll)
 
@@ -585,11 +820,13 @@ class MongoStorage(Storage):
 
     def _remove(self, coll: CollectionInfo, pks: Sequence[str]) -> int:
         target = self._c(coll)
-        result = self._run(
-            f"{coll.name}: delete", lambda: target.delete_many({"_id": {"$in": list(pks)}})
+        result = self._atomic(
+            coll,
+            "delete",
+            lambda s: target.delete_many({"_id": {"$in": list(pks)}}, session=s),
+            lambda r: bool(r.deleted_count),
+            partial=True,
         )
-        if result.deleted_count:
-            self._bump(coll)
         return int(result.deleted_count)
 
     def _cursor(self, coll: CollectionInfo, spec: QuerySpec) -> Iterator[Row]:
@@ -653,9 +890,13 @@ class MongoStorage(Storage):
     def _delete_where(self, coll: CollectionInfo, node: Node | None) -> int:
         target = self._c(coll)
         query = to_filter(node)
-        result = self._run(f"{coll.name}: delete", lambda: target.delete_many(query))
-        if result.deleted_count:
-            self._bump(coll)
+        result = self._atomic(
+            coll,
+            "delete",
+            lambda s: target.delete_many(query, session=s),
+            lambda r: bool(r.deleted_count),
+            partial=True,
+        )
         return int(result.deleted_count)
 
     def _swap(self, coll: CollectionInfo, pk: str, expected: Data | None, new: Data | None) -> bool:
@@ -664,82 +905,128 @@ class MongoStorage(Storage):
         if expected is None:
             if doc is None:
                 return False
-            try:
-                target.insert_one(doc)
-            except DuplicateKeyError as exc:
-                if self._fetch(coll, [pk]):
-                    return False  # the pk is taken: the compare failed
-                raise DuplicateKey(f"{coll.name}: a unique index is violated: {exc}") from exc
-            except PyMongoError as exc:
-                raise _error(f"{coll.name}: insert", exc) from exc
-            self._bump(coll)
-            return True
-        # The stored form of *expected*: keys sorted, so BSON equality is JSON equality.
-        image = {"_id": pk, **_storable(expected, f"document {pk!r}")}
-        if self._replace_if(coll, image, doc):
-            return True
-        # A document written by another tool may hold its keys in another order:
-        # when it is JSON-equal, compare against exactly what is stored.
-        current = self._run(f"{coll.name}: get", lambda: target.find_one({"_id": pk}), read=True)
-        if current is None or not json_equal(_from_mongo(current)[1], expected):
-            return False
-        return self._replace_if(coll, current, doc)
+            inserted = doc
 
-    def _replace_if(self, coll: CollectionInfo, image: Data, doc: Data | None) -> bool:
-        """Replace (*doc* ``None``: delete) the document only while it is BSON-equal to *image*."""
+            def insert(s: Any) -> bool:
+                if s is not None and target.find_one({"_id": pk}, {"_id": 1}, session=s):
+                    return False  # in a transaction a failed insert would abort it
+                target.insert_one(inserted, session=s)
+                return True
+
+            try:
+                return self._atomic(coll, "insert", insert, bool)
+            except DuplicateKey as exc:
+                if isinstance(exc.__cause__, DuplicateKeyError) and self._fetch(coll, [pk]):
+                    return False  # the pk is taken: the compare failed
+                raise
+        # First against the document as it was read (stored key order), then, for
+        # a JSON-equal document whose keys are in another order, against what is stored.
+        if self._replace_if(coll, pk, expected, doc):
+            return True
+        current = self._fetch(coll, [pk]).get(pk)
+        if current is None or not json_equal(current, expected):
+            return False
+        return self._replace_if(coll, pk, current, doc)
+
+    def _replace_if(self, coll: CollectionInfo, pk: str, old: Data, doc: Data | None) -> bool:
+        """Replace (*doc* ``None``: delete) the document only while it is exactly *old*."""
         target = self._c(coll)
-        guard = {"_id": image["_id"], "$expr": {"$eq": ["$$ROOT", {"$literal": image}]}}
-        if doc is None:
-            hit = self._run(f"{coll.name}: delete", lambda: target.delete_one(guard)).deleted_count
-        else:
-            hit = self._run(
-                f"{coll.name}: update", lambda: target.replace_one(guard, doc)
-            ).matched_count
-        if hit:
-            self._bump(coll)
-        return bool(hit)
+        guard = _guard(pk, old)
+
+        def write(s: Any) -> bool:
+            if doc is None:
+                return bool(target.delete_one(guard, session=s).deleted_count)
+            return bool(target.replace_one(guard, doc, session=s).matched_count)
+
+        return self._atomic(coll, "update", write, bool)
+
+    def _plan(
+        self,
+        coll: CollectionInfo,
+        query: Filter,
+        ops: Sequence[UpdateOp],
+        finalize: Finalize,
+        session: Any,
+    ) -> list[tuple[str, Data, Filter]]:
+        """``(pk, old, native update)`` of every match the update changes, all validated."""
+        target = self._c(coll)
+
+        def read() -> list[Row]:
+            return [_from_mongo(d) for d in target.find(query, session=session)]
+
+        rows = read() if session is not None else self._run(f"{coll.name}: update", read, read=True)
+        plans = []
+        for pk, old in rows:
+            raw = apply_update(old, ops)
+            new = finalize(raw)
+            if not json_equal(old, new):
+                _to_mongo(pk, new)  # keys and size checked before anything is written
+                plans.append((pk, old, _native_update(old, raw, new, ops)))
+        return plans
 
     def _update_where(
         self, coll: CollectionInfo, node: Node | None, ops: Sequence[UpdateOp], finalize: Finalize
     ) -> int:
-        """Validate every result first, then write all changed documents in one bulk.
+        """Validate every result first, then write the changes with native operators.
 
-        Each write is guarded by the document's old content, so it applies only
-        if nobody changed the document meanwhile; those that lost a race are
-        recomputed from their new content and written by compare-and-swap.
+        Each document's update (``$set``, ``$inc``, ``$push``, … see
+        :func:`to_update`) is guarded by its content as read, so it applies only
+        to the state that was validated; all go in one ``bulk_write``. In a
+        transaction (replica sets) reads and writes share a snapshot and a
+        concurrent change reruns the whole. Without one, each guard that
+        missed (another client changed the document) fails with error 66 via
+        :data:`_MISSED`, naming the request, and that document is re-read and
+        redone alone.
         """
-        plans: list[tuple[str, Data, Data, Data]] = []
-        for pk, old in self._select(coll, QuerySpec(node)):
-            new = finalize(apply_update(old, ops))
-            if not json_equal(old, new):
-                image = {"_id": pk, **_storable(old, f"document {pk!r}")}
-                plans.append((pk, old, new, image))
+        target = self._c(coll)
+        query = to_filter(node)
+        if self._transactional():
+
+            def body(s: Any) -> int:
+                plans = self._plan(coll, query, ops, finalize, s)
+                if not plans:
+                    return 0
+                requests = [UpdateOne(_guard(pk, old), update) for pk, old, update in plans]
+                matched = int(target.bulk_write(requests, ordered=False, session=s).matched_count)
+                if matched != len(plans):  # pragma: no cover - the snapshot rules it out
+                    raise StorageError(f"{coll.name}: update: documents changed mid-transaction")
+                return matched
+
+            return self._atomic(coll, "update", body, bool)
+        plans = self._plan(coll, query, ops, finalize, None)
         if not plans:
             return 0
-        docs = [_to_mongo(pk, new) for pk, _, new, _ in plans]  # sizes checked before writing
         requests = [
-            ReplaceOne({"_id": pk, "$expr": {"$eq": ["$$ROOT", {"$literal": image}]}}, doc)
-            for (pk, _, _, image), doc in zip(plans, docs)
+            UpdateOne(_guard(pk, old), {**update, **_MISSED}, upsert=True)
+            for pk, old, update in plans
         ]
-        target = self._c(coll)
+        missed: list[int] = []
         try:
             result = target.bulk_write(requests, ordered=False)
-            matched = int(result.matched_count)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            missed = [e["index"] for e in errors if e.get("code") == _IMMUTABLE_FIELD]
+            if len(missed) != len(errors):
+                with contextlib.suppress(DoquError):
+                    self._bump(coll)  # other documents may have been written
+                raise _error(f"{coll.name}: update", exc) from exc
+            upserted = [u["_id"] for u in exc.details.get("upserted", [])]
         except PyMongoError as exc:
-            self._bump(coll)  # some documents may have been written
+            with contextlib.suppress(DoquError):
+                self._bump(coll)
             raise _error(f"{coll.name}: update", exc) from exc
+        else:
+            upserted = list(result.upserted_ids.values())
+        if upserted:  # pragma: no cover - MongoDB and SecantusDB refuse the insert
+            self._run(
+                f"{coll.name}: update",
+                lambda: target.delete_many({"_id": {"$in": upserted}}),
+            )
+            raise StorageError(f"{coll.name}: update: the server inserted a guard's document")
         self._bump(coll)
-        if matched == len(plans):
-            return matched
-        # Some documents changed under us: find them and redo them one by one.
-        stored = self._fetch(coll, [pk for pk, *_ in plans])
-        changed = 0
-        for pk, _, new, _ in plans:
-            now = stored.get(pk)
-            if now is not None and json_equal(now, new):
-                changed += 1
-                continue
-            changed += self._redo(coll, node, pk, ops, finalize)
+        changed = len(plans) - len(missed)
+        for i in missed:
+            changed += self._redo(coll, node, plans[i][0], ops, finalize)
         return changed
 
     def _redo(
@@ -750,19 +1037,80 @@ class MongoStorage(Storage):
         ops: Sequence[UpdateOp],
         finalize: Finalize,
     ) -> int:
-        only: Node = Cond(("pk",), "exact", pk)
+        """Update one document that changed under a bulk, until its guard holds."""
+        target = self._c(coll)
+        only = Cond(("pk",), "exact", pk)
+        query = to_filter(only if node is None else And((node, only)))
         while True:
-            hit = next(
-                self._select(coll, QuerySpec(only if node is None else And((node, only)))), None
-            )
-            if hit is None:
-                return 0
-            old = hit[1]
-            new = finalize(apply_update(old, ops))
-            if json_equal(old, new):
-                return 0
-            if self._swap(coll, pk, old, new):
+            plans = self._plan(coll, query, ops, finalize, None)
+            if not plans:
+                return 0  # gone, no longer matching, or already as asked
+            guard, update = _guard(pk, plans[0][1]), plans[0][2]
+            hit = self._run(
+                f"{coll.name}: update",
+                lambda g=guard, u=update: target.update_one(g, u),  # type: ignore[misc]
+            ).matched_count
+            if hit:
+                self._bump(coll)
                 return 1
+
+    def _find_or_insert(
+        self,
+        coll: CollectionInfo,
+        node: Node,
+        build: Callable[[int], Row],
+        pk_given: bool,
+    ) -> tuple[Row, bool]:
+        """One upsert: ``update_one(conditions, {$setOnInsert: doc}, upsert=True)``.
+
+        A first plain find keeps ``build`` (which validates the model) from
+        running when the document exists. Racing creators derive the same
+        ``_id``, so one insert wins; ``upserted_id`` says whether this call
+        inserted (``find_one_and_update``'s before-image is not a reliable
+        answer to that on every server when upserts race), and the losers
+        read the winner's document.
+        """
+        target = self._c(coll)
+        query = to_filter(node)
+
+        def find() -> Row | None:
+            hit = self._run(
+                f"{coll.name}: get_or_create", lambda: target.find_one(query), read=True
+            )
+            return None if hit is None else _from_mongo(hit)
+
+        attempt = 0
+        for _ in range(8):  # bounded: documents could keep vanishing under us
+            if attempt == 2:
+                break
+            hit = find()
+            if hit is not None:
+                return hit, False
+            pk, data = build(attempt)
+            doc = _to_mongo(pk, data)
+
+            def upsert(s: Any, doc: Data = doc) -> bool:
+                result = target.update_one(query, {"$setOnInsert": doc}, upsert=True, session=s)
+                return result.upserted_id is not None
+
+            try:
+                if self._atomic(coll, "get_or_create", upsert, bool):
+                    return (pk, data), True
+                continue  # a racer's document matched: the next find returns it
+            except DuplicateKey as exc:
+                # The key was taken meanwhile: by a racer creating the same
+                # document, by one that does not match, or a unique index clashed.
+                hit = find()
+                if hit is not None:
+                    return hit, False
+                if not isinstance(exc.__cause__, DuplicateKeyError) or not self._fetch(coll, [pk]):
+                    raise
+                if pk_given:
+                    raise DuplicateKey(
+                        f"{coll.name!r} already holds pk {pk!r}, not matching {node}"
+                    ) from exc
+            attempt += 1
+        raise StorageError(f"get_or_create() on {coll.name!r} kept losing races; try again")
 
     def _increment(self, coll: CollectionInfo, pk: str, path: Path, by: int | float) -> Any:
         if len(path) != 1 or _reserved(path):
@@ -770,26 +1118,34 @@ class MongoStorage(Storage):
             # fail on null parents, where doqu creates the object.
             return super()._increment(coll, pk, path, by)
         target = self._c(coll)
+
+        def inc(s: Any) -> Data | None:
+            doc: Data | None = target.find_one_and_update(
+                {"_id": pk},
+                {"$inc": {path[0]: by}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+                session=s,
+            )
+            return doc
+
         doc = None
         for _ in range(3):
             try:
-                doc = target.find_one_and_update(
-                    {"_id": pk},
-                    {"$inc": {path[0]: by}},
-                    upsert=True,
-                    return_document=ReturnDocument.AFTER,
-                )
-            except DuplicateKeyError:
-                # Two upserts of one new pk raced and this insert lost: the
-                # document exists now, so the next attempt increments it.
-                continue
-            except OperationFailure as exc:
-                if exc.code in (14, 2):  # TypeMismatch (not a number), BadValue (overflow)
-                    # The compare-and-swap path raises doqu's error for the exact case.
+                doc = self._atomic(coll, "increment", inc)
+            except DuplicateKey as exc:
+                if isinstance(exc.__cause__, DuplicateKeyError):
+                    # Two upserts of one new pk raced and this insert lost: the
+                    # document exists now, so the next attempt increments it.
+                    continue
+                raise
+            except StorageError as exc:
+                cause = exc.__cause__
+                if isinstance(cause, OperationFailure) and cause.code in (14, 2):
+                    # TypeMismatch (not a number), BadValue (overflow): the
+                    # compare-and-swap path raises doqu's error for the exact case.
                     return super()._increment(coll, pk, path, by)
-                raise _error(f"{coll.name}: increment", exc) from exc
-            except PyMongoError as exc:
-                raise _error(f"{coll.name}: increment", exc) from exc
+                raise
             if doc is None:
                 # MongoDB always returns the upserted document here; a stand-in
                 # server (SecantusDB) may return none after applying the $inc
@@ -800,7 +1156,6 @@ class MongoStorage(Storage):
             break
         if doc is None:
             raise StorageError(f"{coll.name}: increment of {pk!r} kept losing upsert races")
-        self._bump(coll)
         value = resolve(pk, _from_mongo(doc)[1], path)
         if value is MISSING:  # pragma: no cover - $inc always leaves a number
             raise UpdateTypeError(f"cannot increment {path[0]}")
@@ -825,9 +1180,13 @@ class MongoStorage(Storage):
     def _drop(self, coll: CollectionInfo) -> None:
         # delete_many, not drop(): the collection keeps its indexes.
         target = self._c(coll)
-        result = self._run(f"{coll.name}: clear", lambda: target.delete_many({}))
-        if result.deleted_count:
-            self._bump(coll)
+        self._atomic(
+            coll,
+            "clear",
+            lambda s: target.delete_many({}, session=s),
+            lambda r: bool(r.deleted_count),
+            partial=True,
+        )
 
     def _explain(self, coll: CollectionInfo, spec: QuerySpec) -> str:
         """The find (filter, sort, skip, limit) or aggregate pipeline that runs, as JSON."""
@@ -846,11 +1205,22 @@ class MongoStorage(Storage):
     def _reconnect(self) -> None:
         old = self._client
         self._client = self._connect()
+        self._transactions = None  # the new client may reach another topology
         with contextlib.suppress(PyMongoError):  # the old link may already be broken
             old.close()
 
     def _close(self) -> None:
         self._client.close()
+
+
+def _pk_taken(error: Mapping[str, Any]) -> bool:
+    """Whether a bulk write error is an insert meeting an existing ``_id``."""
+    if error.get("code") != 11000:
+        return False
+    pattern = error.get("keyPattern")
+    if pattern is not None:
+        return dict(pattern) == {"_id": 1}
+    return " index: _id_ " in str(error.get("errmsg", ""))
 
 
 def _retryable(exc: PyMongoError) -> bool:
