@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import weakref
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
@@ -21,6 +23,58 @@ T = TypeVar("T")
 OnCorrupt = Literal["raise", "skip"] | Callable[[CorruptDocument], object]
 
 log = logging.getLogger("doqu")
+
+#: ``len(q)`` right after ``iter(q)`` (what ``list(q)`` does) reads up to this many
+#: rows ahead instead of asking the database for a count.
+PREFETCH_LIMIT = 100_000
+
+
+class _Results(Iterator[T]):
+    """Iteration of a query: streams rows, or serves them from a read-ahead buffer."""
+
+    __slots__ = ("__weakref__", "_buffer", "_query", "_rows")
+
+    def __init__(self, query: Query[T]) -> None:
+        self._query = query
+        self._rows: Iterator[tuple[str, Any]] | None = None
+        self._buffer: deque[tuple[str, Any]] | None = None
+
+    def _start(self) -> Iterator[tuple[str, Any]]:
+        q = self._query
+        q._storage._check_open()
+        self._rows = q._storage._select_stored(q._info, q._spec)
+        return self._rows
+
+    def __next__(self) -> T:
+        buffer = self._buffer
+        if buffer:
+            pk, data = buffer.popleft()
+        else:
+            rows = self._rows
+            if rows is None:
+                rows = self._start()
+            pk, data = next(rows)
+        q = self._query
+        return q._storage._load(q._model, q._info, pk, data)  # type: ignore[no-any-return]
+
+    def read_ahead(self) -> int | None:
+        """Before the first result: buffer the rows; their number if all were read, else None."""
+        if self._rows is not None:
+            return None
+        rows = self._start()
+        buffer = self._buffer = deque()
+        for row in rows:
+            buffer.append(row)
+            if len(buffer) > PREFETCH_LIMIT:
+                return None
+        return len(buffer)
+
+    def close(self) -> None:
+        """Stop early and release the database cursor."""
+        self._buffer = None
+        close = getattr(self._rows, "close", None)
+        if close is not None:
+            close()
 
 
 def _conditions(args: tuple[Q, ...], kwargs: dict[str, Any]) -> list[Node]:
@@ -41,7 +95,7 @@ class Query(Generic[T]):
     time and streams the results.
     """
 
-    __slots__ = ("_info", "_model", "_spec", "_storage")
+    __slots__ = ("_fresh", "_info", "_model", "_spec", "_storage")
 
     def __init__(
         self,
@@ -54,6 +108,7 @@ class Query(Generic[T]):
         self._info = info
         self._model = model
         self._spec = spec or QuerySpec()
+        self._fresh: weakref.ref[_Results[T]] | None = None
 
     def _with(self, **changes: Any) -> Query[T]:
         return Query(self._storage, self._info, self._model, replace(self._spec, **changes))
@@ -112,10 +167,9 @@ class Query(Generic[T]):
 
     # ------------------------------------------------------------------ running
     def __iter__(self) -> Iterator[T]:
-        storage, info, model = self._storage, self._info, self._model
-        storage._check_open()
-        for pk, data in storage._select_stored(info, self._spec):
-            yield storage._load(model, info, pk, data)
+        results = _Results(self)
+        self._fresh = weakref.ref(results)
+        return results
 
     def iter(self, *, on_corrupt: OnCorrupt = "raise") -> Iterator[T]:
         """Stream the results, choosing what a stored document that fails validation does.
@@ -198,6 +252,14 @@ class Query(Generic[T]):
         return total if self._spec.limit is None else min(total, self._spec.limit)
 
     def __len__(self) -> int:
+        # list(q) asks for len(q) right after iter(q): answer from one read of the
+        # rows that list() is about to consume, instead of a separate COUNT.
+        fresh = self._fresh() if self._fresh is not None else None
+        self._fresh = None
+        if fresh is not None:
+            n = fresh.read_ahead()
+            if n is not None:
+                return n
         return self.count()
 
     def __bool__(self) -> bool:

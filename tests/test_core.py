@@ -491,3 +491,27 @@ def test_backend_module_exports_the_author_surface() -> None:
     node = backend.And((backend.Cond(("age",), "gt", 30),))
     rows = [("a", {"age": 31}), ("b", {"age": 3})]
     assert [pk for pk, _ in backend.filter_rows(rows, node)] == ["a"]
+
+
+def test_list_of_a_query_runs_one_query(mem: doqu.Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    import doqu._query as query_module
+
+    mem.save_many([Plain(pk=f"k{i:02d}", x=i) for i in range(10)])
+    counts: list[object] = []
+    real_count = mem._count
+
+    def spy(*args: Any) -> int:
+        counts.append(args)
+        return real_count(*args)
+
+    monkeypatch.setattr(mem, "_count", spy)
+    q = mem.query(Plain).where(x__gte=2).order_by("-x")
+    assert [p.x for p in list(q)] == list(range(9, 1, -1)) and counts == []
+    assert len(q) == 8 and len(counts) == 1  # len() alone asks the database
+    it = iter(q)
+    assert len(q) == 8 and len(counts) == 1  # read ahead, exact
+    assert [p.x for p in it] == list(range(9, 1, -1))
+    monkeypatch.setattr(query_module, "PREFETCH_LIMIT", 3)
+    assert [p.pk for p in list(q[1:])] == [f"k{i:02d}" for i in range(8, 1, -1)]
+    assert len(counts) == 2  # more rows than the read-ahead holds: a COUNT, then the rest
+    assert tuple(mem.query(Plain).where(x__gt=100)) == ()
