@@ -129,41 +129,30 @@ def run_server(config: Config, rec: Recorder) -> None:
 def doqu_codec() -> tuple[Encode, Decode, str]:
     """doqu's model ↔ MongoDB document path, as the MongoDB backend runs it.
 
-    Returns ``(encode, decode, where)``, *where* naming the functions used:
-    ``Storage._dump`` (validate, ``model_dump(mode="json")``, checks) then the
-    backend's ``_to_mongo`` (pk as ``_id``) to write; ``_from_mongo`` then
-    ``Storage._load`` (``model_validate``) to read. Private functions, on purpose:
-    this case isolates the CPU cost that ``save_many``/``where`` pay per document.
+    Returns ``(encode, decode, where)``, *where* naming the functions used. To
+    write, the core validates the model again and serializes it to checked
+    JSON text (``Storage._encode_docs``), which the backend parses once into
+    the stored form (``mongodb._mongo_from_text``: keys sorted, ``_id`` first);
+    to read, ``_from_mongo`` then ``Storage._load`` (``model_validate``).
+    Private functions, on purpose: this case isolates the CPU cost that
+    ``save_many``/``where`` pay per document.
     """
+    from doqu.ext import mongodb
+
     storage = doqu.connect("memory://")
-    dump, load = storage._dump, storage._load
+    encode_docs, load = storage._encode_docs, storage._load
     info = Person.__doqu_collection__
-    try:
-        from doqu.ext import mongodb
-    except ImportError:
-        mongodb = None  # type: ignore[assignment]
-    to_mongo = getattr(mongodb, "_to_mongo", None)
-    from_mongo = getattr(mongodb, "_from_mongo", None)
-    if to_mongo is None or from_mongo is None:
-
-        def to_mongo(pk: str, data: dict[str, Any]) -> dict[str, Any]:
-            return {"_id": pk, **data}
-
-        def from_mongo(raw: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-            data = dict(raw)
-            return data.pop("_id"), data
-
-        where = "Storage._dump/_load + pk as _id (doqu.ext.mongodb has no _to_mongo)"
-    else:
-        where = "Storage._dump + mongodb._to_mongo / mongodb._from_mongo + Storage._load"
+    from_text, from_mongo = mongodb._mongo_from_text, mongodb._from_mongo
 
     def encode(doc: Any) -> dict[str, Any]:
-        return to_mongo(*dump(doc))  # type: ignore[no-any-return]
+        pk, text = encode_docs([doc], text=True)[0]
+        return from_text(pk, text)
 
     def decode(raw: dict[str, Any]) -> Any:
         pk, data = from_mongo(raw)
         return load(Person, info, pk, data)
 
+    where = "Storage._encode_docs + mongodb._mongo_from_text / mongodb._from_mongo + Storage._load"
     return encode, decode, where
 
 

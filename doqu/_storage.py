@@ -408,6 +408,21 @@ class Storage(ABC):
         if not docs:
             return []
         cls = type(docs[0])
+        if len(docs) == 1 and text and issubclass(cls, Document) and _plain_keys(cls):
+            doc: Any = docs[0]  # one document (save()): no batch bookkeeping
+            extra = doc.__pydantic_extra__
+            if extra and "_id" in extra:
+                return None
+            try:
+                raw = cls.__pydantic_serializer__.to_json(
+                    cls.__pydantic_validator__.validate_python(doc)
+                )
+            except PydanticSerializationError:
+                return None
+            if not _clean(raw):
+                return None
+            pk = doc.pk
+            return [(new_pk() if pk is None else check_pk(pk), raw.decode())]
         if not (
             text
             and issubclass(cls, Document)

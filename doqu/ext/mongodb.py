@@ -96,7 +96,10 @@ _SCALARS: Final = frozenset({str, int, float, bool, type(None)})
 
 
 def _storable(value: Any, where: str) -> Any:
-    """*value* with object keys sorted (recursively); keys MongoDB cannot store refused."""
+    """*value* with object keys sorted (recursively); keys MongoDB cannot store refused.
+
+    Lists holding no object or list are returned as they are, not copied.
+    """
     if isinstance(value, dict):
         if value:
             # One scan of all keys; a key holding "\x01" only costs the slow check.
@@ -108,17 +111,18 @@ def _storable(value: Any, where: str) -> Any:
                             f"{where}: MongoDB cannot store the key {key[:40]!r}"
                             " (no leading '$', no '.', no NUL)"
                         )
-        return {
-            k: v if type(v) in _SCALARS else _storable(v, where)
-            for k, v in sorted(value.items(), key=_first)
-        }
+        # Keys are distinct strings, so sorting the pairs never compares values.
+        items = sorted(value.items())
+        for _, v in items:
+            if type(v) not in _SCALARS:
+                return {k: v if type(v) in _SCALARS else _storable(v, where) for k, v in items}
+        return dict(items)
     if isinstance(value, list):
-        return [v if type(v) in _SCALARS else _storable(v, where) for v in value]
+        for v in value:
+            if type(v) not in _SCALARS:
+                return [v if type(v) in _SCALARS else _storable(v, where) for v in value]
+        return value
     return value
-
-
-def _first(item: tuple[str, Any]) -> str:
-    return item[0]
 
 
 def _operand(value: Any) -> tuple[bool, Any]:
@@ -143,6 +147,54 @@ def _to_mongo(pk: str, data: Data) -> Data:
             f"document {pk!r} is {size} bytes as BSON; MongoDB stores at most"
             f" {MAX_DOCUMENT_BYTES} (16 MiB)"
         )
+    return out
+
+
+class _BadKey(Exception):
+    """A key MongoDB cannot store, found while parsing a document's JSON text."""
+
+
+def _sorted_object(pairs: list[tuple[str, Any]]) -> Data:
+    pairs.sort()  # keys are distinct: values are never compared
+    return dict(pairs)
+
+
+def _checked_sorted_object(pairs: list[tuple[str, Any]]) -> Data:
+    joined = "\x01".join([key for key, _ in pairs])
+    if "." in joined or "\x00" in joined or joined.startswith("$") or "\x01$" in joined:
+        for key, _ in pairs:
+            if key.startswith("$") or "." in key or "\x00" in key:
+                raise _BadKey(key)
+    return _sorted_object(pairs)
+
+
+_PARSE: Final = json.JSONDecoder(object_pairs_hook=_sorted_object).raw_decode
+_PARSE_CHECKED: Final = json.JSONDecoder(object_pairs_hook=_checked_sorted_object).raw_decode
+
+
+#: JSON text this short is far below 16 MiB as BSON (BSON takes at most about
+#: 8 bytes per byte of compact JSON, and a character is at most 4 bytes).
+_SURELY_SMALL: Final = MAX_DOCUMENT_BYTES // 32
+
+
+def _mongo_from_text(pk: str, text: str) -> Data:
+    """The stored form of a checked JSON document: ``_id`` first, object keys sorted."""
+    suspect = "." in text or "$" in text or "\\u0000" in text
+    try:
+        data = (_PARSE_CHECKED if suspect else _PARSE)(text)[0]
+    except _BadKey as exc:
+        raise InvalidDocument(
+            f"document {pk!r}: MongoDB cannot store the key {str(exc)[:40]!r}"
+            " (no leading '$', no '.', no NUL)"
+        ) from None
+    out = {"_id": pk, **data}
+    if len(text) > _SURELY_SMALL:
+        size = len(bson.encode(out))
+        if size > MAX_DOCUMENT_BYTES:
+            raise InvalidDocument(
+                f"document {pk!r} is {size} bytes as BSON; MongoDB stores at most"
+                f" {MAX_DOCUMENT_BYTES} (16 MiB)"
+            )
     return out
 
 
@@ -603,6 +655,7 @@ class MongoStorage(Storage):
 
     scheme = "mongodb"
     native_update = True
+    stores_text = True  # documents arrive as JSON text, parsed once into stored form
 
     def __init__(self, url: str, **options: Any) -> None:
         super().__init__(url, **options)
@@ -747,7 +800,13 @@ class MongoStorage(Storage):
             self._run(f"{coll.name}: create unique index", create)
 
     def _put(self, coll: CollectionInfo, rows: Sequence[Row]) -> None:
-        docs = [_to_mongo(pk, data) for pk, data in rows]  # every size checked before writing
+        self._write_docs(coll, [_to_mongo(pk, data) for pk, data in rows])
+
+    def _put_text(self, coll: CollectionInfo, rows: Sequence[tuple[str, str]]) -> None:
+        self._write_docs(coll, [_mongo_from_text(pk, text) for pk, text in rows])
+
+    def _write_docs(self, coll: CollectionInfo, docs: list[Data]) -> None:
+        """Insert or replace stored-form documents (every one checked before writing)."""
         target = self._c(coll)
         if len(docs) == 1:
             doc = docs[0]
