@@ -474,6 +474,16 @@ class Storage(ABC):
     ) -> list[str]:
         """Save many documents: one batch (one transaction where possible) per collection."""
         docs = list(docs)
+        if docs and isinstance(docs[0], Document):
+            model = type(docs[0])
+            if all(type(d) is model for d in docs):  # one model: the common case
+                one = self._coll(model)[0]
+                rows = self._encode_docs(docs, text=self.stores_text)
+                (self._put_text if self.stores_text else self._put)(one, rows)
+                pks = [pk for pk, _ in rows]
+                for doc, pk in zip(docs, pks):
+                    doc.__dict__["pk"] = pk
+                return pks
         infos: list[CollectionInfo] = []
         last: Any = None
         info: CollectionInfo | None = None
