@@ -19,6 +19,7 @@ from ._errors import InvalidDocument, QueryError
 __all__ = [
     "INT_MAX",
     "INT_MIN",
+    "MAX_NESTING",
     "MISSING",
     "check_json",
     "decode_document",
@@ -96,13 +97,19 @@ def sort_key(value: Any) -> tuple[int, Any]:
     return (3, 0)
 
 
+#: Containers nested in a stored document, the document itself included (MariaDB: 32 levels
+#: of JSON_DEPTH, scalars counting one).
+MAX_NESTING = 30
+
+
 def check_json(
     value: Any, *, error: type[Exception] = InvalidDocument, where: str = "value"
 ) -> None:
-    """Refuse what no backend stores alike: NaN/Infinity, ints beyond 64 bits, bad text."""
-    stack = [value]
+    """Refuse what no backend stores alike: NaN/Infinity, ints beyond 64 bits, bad text,
+    containers nested deeper than :data:`MAX_NESTING`."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
-        v = stack.pop()
+        v, depth = stack.pop()
         if v is None or v is True or v is False:
             continue
         if isinstance(v, str):
@@ -113,14 +120,16 @@ def check_json(
         elif isinstance(v, float):
             if not math.isfinite(v):
                 raise error(f"{where}: {v} is not a finite number (JSON has no NaN/Infinity)")
+        elif isinstance(v, (list, dict)) and depth > MAX_NESTING:
+            raise error(f"{where}: nested deeper than {MAX_NESTING} levels (MariaDB's JSON limit)")
         elif isinstance(v, list):
-            stack.extend(v)
+            stack.extend((item, depth + 1) for item in v)
         elif isinstance(v, dict):
             for k, item in v.items():
                 if not isinstance(k, str):
                     raise error(f"{where}: object keys must be strings, not {k!r}")
                 _check_text(k, error, where)
-                stack.append(item)
+                stack.append((item, depth + 1))
         else:
             raise error(f"{where}: {type(v).__name__} is not a JSON value")
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ._document import CollectionInfo, Document
 from ._errors import ConfigError, CorruptDocument, InvalidDocument
-from ._json import INT_MAX, INT_MIN, MISSING, check_json
+from ._json import INT_MAX, INT_MIN, MAX_NESTING, MISSING, check_json
 from ._storage import QuerySpec, _check_stored_keys, check_pk
 
 if TYPE_CHECKING:
@@ -77,8 +77,12 @@ def _text(value: str) -> str:
     return value
 
 
-def _to_json(value: Any) -> Any:
-    """A fresh JSON value equal to *value*; tuples become lists; anything else is a TypeError."""
+def _to_json(value: Any, depth: int = 2) -> Any:
+    """A fresh JSON value equal to *value*; tuples become lists; anything else is a TypeError.
+
+    *depth* is the nesting level of *value* in the stored document (a view's
+    value sits in ``{"value": …}``, level 2).
+    """
     kind = type(value)
     if kind is str:
         return _text(value)
@@ -92,14 +96,16 @@ def _to_json(value: Any) -> Any:
         if not math.isfinite(value):
             raise TypeError(f"{value} is not a finite number (JSON has no NaN/Infinity)")
         return value
+    if (kind is list or kind is tuple or isinstance(value, dict)) and depth > MAX_NESTING:
+        raise TypeError(f"value nested deeper than {MAX_NESTING} levels (MariaDB's JSON limit)")
     if kind is list or kind is tuple:
-        return [_to_json(v) for v in value]
+        return [_to_json(v, depth + 1) for v in value]
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
             if type(k) is not str:
                 raise TypeError(f"JSON object keys must be str, not {type(k).__name__}: {k!r}")
-            out[_text(k)] = _to_json(v)
+            out[_text(k)] = _to_json(v, depth + 1)
         return out
     raise TypeError(f"{kind.__name__} is not a JSON value; convert it first or use codec='pickle'")
 

@@ -32,7 +32,7 @@ from ._errors import (
     StorageError,
 )
 from ._evaluator import apply_update, canonical, resolve
-from ._json import check_json, encode_document, json_equal
+from ._json import MAX_NESTING, check_json, encode_document, json_equal
 from ._pk import new_pk, new_pks
 from ._tree import And, Cond, Node, Path, UpdateOp, make_cond, parse_collection_name
 
@@ -63,18 +63,30 @@ def _plain_keys(model: type[Document]) -> bool:
     return all("_id" not in (name, f.alias, f.serialization_alias) for name, f in fields)
 
 
-def _clean(raw: bytes) -> bool:
-    """Whether pydantic's JSON text of a document can be stored as it is.
+def _plain_text(raw: bytes) -> bool:
+    """Whether JSON text shows nothing :func:`check_json` might refuse, but its depth.
 
-    It cannot hold what :func:`check_json` refuses unless it shows ``NaN`` or
-    ``Infinity`` (also as words in strings) or a run of 19 digits (an int that
-    may not fit in 64 bits); those documents take the slow, exact check.
+    That is no ``NaN`` or ``Infinity`` (also as words in strings) and no run of
+    19 digits (an int that may not fit in 64 bits). One call covers a batch.
     """
     return (
         b"0000000000000000000" not in raw.translate(_DIGITS)
         and b"NaN" not in raw
         and b"Infinity" not in raw
     )
+
+
+def _shallow(raw: bytes) -> bool:
+    """Whether one document's JSON text cannot nest deeper than ``MAX_NESTING``."""
+    return raw.count(b"[") + raw.count(b"{") <= MAX_NESTING
+
+
+def _clean(raw: bytes) -> bool:
+    """Whether pydantic's JSON text of one document can be stored as it is.
+
+    Documents that fail this take the slow, exact :func:`check_json`.
+    """
+    return _plain_text(raw) and _shallow(raw)
 
 
 @dataclass(frozen=True)
@@ -378,12 +390,12 @@ class Storage(ABC):
                 append((pk, data, None))
         keys = iter(new_pks(fresh))
         batch = b"\n".join([raw for _, _, raw in staged if raw is not None])
-        batch_clean = _clean(batch)
+        batch_clean = _plain_text(batch)
         rows: list[Any] = []
         for pk, item, raw in staged:
             if pk is None:
                 pk = next(keys)
-            if raw is not None and (batch_clean or _clean(raw)):
+            if raw is not None and (_shallow(raw) if batch_clean else _clean(raw)):
                 if text:
                     rows.append((pk, raw.decode()))
                 else:
@@ -439,7 +451,7 @@ class Storage(ABC):
             raws = [to_json(validate(d)) for d in models]
         except PydanticSerializationError:
             return None
-        if not _clean(b"\n".join(raws)):
+        if not _plain_text(b"\n".join(raws)) or not all(map(_shallow, raws)):
             return None
         pks = [d.pk for d in models]
         fresh = pks.count(None)

@@ -186,6 +186,13 @@ class Loose(Document):
         collection = "loose"
 
 
+def _nested(levels: int) -> Any:
+    value: Any = 1
+    for i in range(levels):
+        value = [value] if i % 2 else {"k": value}
+    return value
+
+
 @pytest.mark.parametrize("url", ["memory://", "sqlite://", "tinydb:///{tmp}/t.json"])
 def test_fast_encoding_refuses_what_check_json_refuses(url: str, tmp_path: Path) -> None:
     from doqu import InvalidDocument
@@ -194,7 +201,12 @@ def test_fast_encoding_refuses_what_check_json_refuses(url: str, tmp_path: Path)
     try:
         look_alike = "NaN Infinity 12345678901234567890 _id"
         kept = Loose(text=look_alike, n=2**63 - 1, m=-(2**63), inner={"_id": 1})
-        db.save_many([kept, Loose(x=1.5)])
+        deep = Loose(x=_nested(29), brackets="[[[[[[[[[[{{{{{{{{{{[[[[[[[[[[{{{{{{")
+        db.save_many([kept, Loose(x=1.5), deep])
+        db.save(Loose(pk="deep", x=_nested(29)))
+        with pytest.raises(TypeError):
+            db.dict("kv")["k"] = _nested(30)  # 30 levels under {"value": ...}
+        db.dict("kv")["k"] = _nested(29)
         bad = [
             Loose(x=float("nan")),
             Loose(x=[float("-inf")]),
@@ -202,11 +214,12 @@ def test_fast_encoding_refuses_what_check_json_refuses(url: str, tmp_path: Path)
             Loose(x={"deep": -(2**63) - 1}),
             Loose(x="lone \ud800 surrogate"),
             Loose(_id="reserved"),
+            Loose(x=_nested(30)),  # the document itself is level 1: 31 levels
         ]
         for doc in bad:
             with pytest.raises(InvalidDocument):
                 db.save_many([Loose(y=1), doc])
-        assert db.query(Loose).count() == 2
+        assert db.query(Loose).count() == 4
         got = db.get(Loose, kept.pk or "")
         assert got.model_dump() == kept.model_dump()
         assert db.query(Loose).where(text=look_alike).count() == 1

@@ -376,10 +376,15 @@ def test_kill_9_never_tears_the_file_or_loses_an_acknowledged_save(path: Path) -
         assert first, child.stderr.read() if child.stderr else ""
         time.sleep(rng.uniform(0.0, 0.25))
         child.kill()
-        out, _ = child.communicate()
+        # Read through the same text wrapper as readline(): communicate() would
+        # skip what it has buffered. A line cut by the kill was not acknowledged.
+        out = child.stdout.read()
+        child.wait()
+        child.stdout.close()
         if child.stderr:
             child.stderr.close()
-        acknowledged += [first.strip(), *out.split()]
+        lines = out.split("\n")
+        acknowledged += [first.strip(), *(line for line in lines[:-1] if line)]
         kills += 1
         stored = _raw(path)  # parses: never torn
         pks = {doc[PK_FIELD] for doc in stored["c"].values()}

@@ -24,6 +24,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 __all__ = [
     "DEFAULT_MYSQL_URL",
     "DEFAULT_PG_URL",
+    "MongoServer",
     "in_ci",
     "mongo_database_url",
     "mongo_server",
@@ -118,6 +119,103 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+class MongoServer:
+    """A SecantusDB server (MongoDB wire protocol) that can be stopped and started again.
+
+    It keeps its port and storage folder across restarts, so a test can take the
+    server away under a connected client and bring it back with the same data::
+
+        with MongoServer() as server:     # started
+            url = server.url
+            server.stop(kill=True)        # SIGKILL, as a crash would
+            server.start()                # same port, same storage path
+
+    Raises ``RuntimeError`` when the server cannot be started.
+    """
+
+    def __init__(self, timeout: float = 30.0) -> None:
+        self.timeout = timeout
+        self.port = _free_port()
+        self.storage = tempfile.mkdtemp(prefix="doqu-mongo-")
+        self.url = f"mongodb://127.0.0.1:{self.port}/"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log = open(os.path.join(self.storage, "server.log"), "w+b")  # noqa: SIM115
+
+    @property
+    def running(self) -> bool:
+        """Whether the server process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> str:
+        """Start the server (if it is not running) and wait until it answers; return the URL."""
+        import pymongo
+
+        if self.running:
+            return self.url
+        exe = shutil.which("secantusd-py")
+        if exe is None:
+            raise RuntimeError("secantusd-py is not installed (pip install 'doqu[test]')")
+        cmd = [exe, "--host", "127.0.0.1", "--port", str(self.port), "--storage-path", self.storage]
+        proc = self._proc = subprocess.Popen(
+            [*cmd, "--standalone", "--log-level", "WARNING"],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + self.timeout
+        while True:
+            if proc.poll() is not None:
+                self._log.seek(0)
+                raise RuntimeError(
+                    f"secantusd-py exited: {self._log.read()[-2000:].decode(errors='replace')}"
+                )
+            client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(
+                self.url, serverSelectionTimeoutMS=500
+            )
+            try:
+                client.admin.command("ping")
+                return self.url
+            except pymongo.errors.PyMongoError:
+                if time.monotonic() > deadline:
+                    self.stop(kill=True)
+                    raise RuntimeError(f"secantusd-py did not answer on {self.url}") from None
+                time.sleep(0.2)
+            finally:
+                # An unclosed client warns in __del__, which fails tests under -W error.
+                client.close()
+
+    def stop(self, kill: bool = False) -> None:
+        """Stop the server: ``SIGTERM`` (``SIGKILL`` after 10 s), or at once with *kill*."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        os.killpg(proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def close(self) -> None:
+        """Stop the server and remove its storage."""
+        try:
+            self.stop()
+        finally:
+            self._log.close()
+            shutil.rmtree(self.storage, ignore_errors=True)
+
+    def __enter__(self) -> MongoServer:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @contextlib.contextmanager

@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import random
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
@@ -236,12 +238,25 @@ class SQLStorage(Storage):
                 raise err from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _conflict(self, exc: BaseException) -> bool:
+        """A deadlock or serialization failure: the database rolled back, a rerun is safe."""
+        if getattr(exc, "sqlstate", None) in ("40001", "40P01"):  # psycopg
+            return True
+        args: tuple[Any, ...] = getattr(exc, "args", ())
+        return bool(args) and args[0] in (1213, 1205)  # MariaDB/MySQL deadlock, lock wait
+
     def _tx(self, what: str, fn: Callable[[Any], T]) -> T:
-        """Run *fn(cursor)* in one transaction (SQLite: ``BEGIN IMMEDIATE``)."""
+        """Run *fn(cursor)* in one transaction (SQLite: ``BEGIN IMMEDIATE``).
+
+        A transaction the database aborted as a deadlock victim or for a
+        serialization failure is rerun (a few times, with jittered backoff).
+        """
         begin = {"sqlite": "BEGIN IMMEDIATE", "postgresql": "BEGIN"}.get(
             self.dialect, "START TRANSACTION"
         )
-        for attempt in (0, 1):
+        reconnected = False
+        conflicts = 0
+        while True:
             conn = self._conn()
             with self._tx_lock:
                 cur = conn.cursor()
@@ -255,18 +270,22 @@ class SQLStorage(Storage):
                         cur.execute("ROLLBACK")
                     if not isinstance(exc, self._dbapi.Error):
                         raise
+                    if self._conflict(exc) and conflicts < 10:
+                        conflicts += 1
+                        time.sleep(random.uniform(0, 0.002 * 2**conflicts))
+                        continue
                     err = self._wrap(exc, what)
                     if (
-                        attempt == 0
+                        not reconnected
                         and not isinstance(err, DuplicateKey)
                         and getattr(self._local, "fairy", None) is None
                     ):
+                        reconnected = True
                         continue
                     raise err from exc
                 finally:
                     with contextlib.suppress(Exception):
                         cur.close()
-        raise AssertionError("unreachable")  # pragma: no cover
 
     # -------------------------------------------------------------- statements
     def _translator(self, coll: CollectionInfo | None = None) -> Translator:
@@ -458,13 +477,17 @@ class SQLStorage(Storage):
             for stmt in self._index_sql(coll, table):
                 cur.execute(stmt)
 
-        try:
-            self._run(f"creating {coll.name!r}", run)
-        except StorageError as exc:
-            # Two processes creating the same table at once (PostgreSQL): the loser retries.
-            if "already exists" not in str(exc) and "duplicate key" not in str(exc):
-                raise
-            self._run(f"creating {coll.name!r}", run)
+        for attempt in range(5):
+            try:
+                self._run(f"creating {coll.name!r}", run)
+                return
+            except (StorageError, DuplicateKey) as exc:
+                # Processes creating the same table or index at once (PostgreSQL's
+                # IF NOT EXISTS is not atomic): the loser retries, then sees it exists.
+                if attempt == 4 or (
+                    "already exists" not in str(exc) and "duplicate key" not in str(exc)
+                ):
+                    raise
 
     # -------------------------------------------------------------- documents
     def _encode(self, pk: str, data: Data) -> str:
@@ -749,7 +772,8 @@ class SQLStorage(Storage):
     ) -> int:
         """A locked read-modify-write in one transaction: all or nothing, atomic per document."""
         sql = self._statements(coll)
-        select, params = self._select_sql(coll, QuerySpec(node))
+        # Lock in pk order, so overlapping updates queue instead of deadlocking.
+        select, params = self._select_sql(coll, QuerySpec(node, order=((("pk",), False),)))
         if self.dialect != "sqlite":
             select += " FOR UPDATE"  # SQLite: BEGIN IMMEDIATE already excludes other writers
 
