@@ -160,12 +160,14 @@ def _sorted_object(pairs: list[tuple[str, Any]]) -> Data:
 
 
 def _checked_sorted_object(pairs: list[tuple[str, Any]]) -> Data:
-    joined = "\x01".join([key for key, _ in pairs])
+    pairs.sort()
+    obj = dict(pairs)
+    joined = "\x01".join(obj)
     if "." in joined or "\x00" in joined or joined.startswith("$") or "\x01$" in joined:
-        for key, _ in pairs:
+        for key in obj:
             if key.startswith("$") or "." in key or "\x00" in key:
                 raise _BadKey(key)
-    return _sorted_object(pairs)
+    return obj
 
 
 _PARSE: Final = json.JSONDecoder(object_pairs_hook=_sorted_object).raw_decode
