@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import weakref
 from collections import deque
@@ -29,15 +30,25 @@ log = logging.getLogger("doqu")
 PREFETCH_LIMIT = 100_000
 
 
-class _Results(Iterator[T]):
-    """Iteration of a query: streams rows, or serves them from a read-ahead buffer."""
+class _Raise:
+    """A result that is an error: raised when iteration reaches it."""
 
-    __slots__ = ("__weakref__", "_buffer", "_query", "_rows")
+    __slots__ = ("error",)
+
+    def __init__(self, error: CorruptDocument) -> None:
+        self.error = error
+
+
+class _Results(Iterator[T]):
+    """Iteration of a query: streams rows, or serves results read ahead by ``len()``."""
+
+    __slots__ = ("__weakref__", "_buffer", "_built", "_query", "_rows")
 
     def __init__(self, query: Query[T]) -> None:
         self._query = query
         self._rows: Iterator[tuple[str, Any]] | None = None
         self._buffer: deque[tuple[str, Any]] | None = None
+        self._built: deque[Any] | None = None
 
     def _start(self) -> Iterator[tuple[str, Any]]:
         q = self._query
@@ -46,6 +57,14 @@ class _Results(Iterator[T]):
         return self._rows
 
     def __next__(self) -> T:
+        built = self._built
+        if built is not None:
+            if not built:
+                raise StopIteration
+            item = built.popleft()
+            if type(item) is _Raise:
+                raise item.error
+            return item  # type: ignore[no-any-return]
         buffer = self._buffer
         if buffer:
             pk, data = buffer.popleft()
@@ -58,20 +77,43 @@ class _Results(Iterator[T]):
         return q._storage._load(q._model, q._info, pk, data)  # type: ignore[no-any-return]
 
     def read_ahead(self) -> int | None:
-        """Before the first result: buffer the rows; their number if all were read, else None."""
+        """Before the first result: read ahead; the number of results if all were read.
+
+        When every row fits in :data:`PREFETCH_LIMIT`, the results are built at
+        once (``list()`` is about to take them all) with the cycle collector
+        paused: a batch of fresh objects holds no garbage cycles, and collecting
+        while it grows would traverse it again and again. A stored document that
+        fails validation is kept in its place and raised when iteration gets there.
+        """
         if self._rows is not None:
             return None
-        rows = self._start()
-        buffer = self._buffer = deque()
-        for row in rows:
-            buffer.append(row)
-            if len(buffer) > PREFETCH_LIMIT:
-                return None
-        return len(buffer)
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            rows = self._start()
+            buffer = self._buffer = deque()
+            for row in rows:
+                buffer.append(row)
+                if len(buffer) > PREFETCH_LIMIT:
+                    return None
+            q = self._query
+            load, model, info = q._storage._load, q._model, q._info
+            built: deque[Any] = deque()
+            while buffer:
+                pk, data = buffer.popleft()
+                try:
+                    built.append(load(model, info, pk, data))
+                except CorruptDocument as exc:
+                    built.append(_Raise(exc))
+            self._built = built
+            return len(built)
+        finally:
+            if paused:
+                gc.enable()
 
     def close(self) -> None:
         """Stop early and release the database cursor."""
-        self._buffer = None
+        self._buffer = self._built = None
         close = getattr(self._rows, "close", None)
         if close is not None:
             close()

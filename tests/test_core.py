@@ -528,3 +528,28 @@ def test_list_of_a_query_runs_one_query(mem: doqu.Storage, monkeypatch: pytest.M
     assert [p.pk for p in list(q[1:])] == [f"k{i:02d}" for i in range(8, 1, -1)]
     assert len(counts) == 2  # more rows than the read-ahead holds: a COUNT, then the rest
     assert tuple(mem.query(Plain).where(x__gt=100)) == ()
+
+
+def test_read_ahead_keeps_corrupt_documents_in_place(mem: doqu.Storage) -> None:
+    import gc
+
+    from doqu import CorruptDocument
+
+    mem.save_many([Plain(pk=f"k{i}", x=i) for i in range(4)])
+    mem.save({"pk": "k2", "x": "not a number"}, collection=Plain.__doqu_collection__.name)
+    q = mem.query(Plain).order_by("pk")
+    with pytest.raises(CorruptDocument) as caught:
+        list(q)
+    assert caught.value.pk == "k2" and gc.isenabled()
+    it = iter(q)
+    assert len(q) == 4 and gc.isenabled()
+    assert [next(it).pk, next(it).pk] == ["k0", "k1"]
+    with pytest.raises(CorruptDocument):
+        next(it)
+    assert next(it).pk == "k3"
+    gc.disable()
+    try:
+        assert [p.pk for p in q.where(x__lt=2)] == ["k0", "k1"]
+        assert len(list(q.where(x__lt=2))) == 2 and not gc.isenabled()
+    finally:
+        gc.enable()
