@@ -14,6 +14,7 @@ import contextlib
 import json
 import math
 import pickle
+import re
 import threading
 import time
 import zlib
@@ -28,7 +29,7 @@ from collections.abc import (
     ValuesView,
 )
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ._document import CollectionInfo, Document
 from ._errors import ConfigError, CorruptDocument, InvalidDocument
@@ -107,6 +108,11 @@ def _to_json(value: Any, depth: int = 2) -> Any:
                 raise TypeError(f"JSON object keys must be str, not {type(k).__name__}: {k!r}")
             out[_text(k)] = _to_json(v, depth + 1)
         return out
+    # Subclasses (IntEnum, StrEnum, …) are stored as their plain value, as json does.
+    if isinstance(value, str):
+        return _text(str.__str__(value))
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _to_json(int(value) if isinstance(value, int) else float(value), depth)
     raise TypeError(f"{kind.__name__} is not a JSON value; convert it first or use codec='pickle'")
 
 
@@ -158,6 +164,23 @@ class _JSONCodec(_ValueCodec):
     native = True
 
     def dump(self, value: Any) -> Any:
+        if type(value) in _CONTAINERS:
+            # The C encoder and decoder make the fresh copy; what they would
+            # change or let through (tuples, non-str keys, huge ints, bad text,
+            # deep nesting) sends the value to the exact check below.
+            try:
+                text = _dumps(value)
+            except (TypeError, ValueError, RecursionError):
+                pass
+            else:
+                copy = json.loads(text)
+                if (
+                    copy == value
+                    and text.count("[") + text.count("{") < MAX_NESTING
+                    and not _LONG_DIGITS.search(text)
+                    and (text.isascii() or _encodable(text))
+                ):
+                    return copy
         try:
             return _to_json(value)
         except RecursionError:
@@ -165,6 +188,21 @@ class _JSONCodec(_ValueCodec):
 
     def load(self, key: str, item: Any) -> Any:
         return item
+
+
+_CONTAINERS: Final = (dict, list)
+_LONG_DIGITS: Final = re.compile(r"\d{19}")
+_dumps: Final = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, check_circular=True, separators=(",", ":")
+).encode
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class _EncodedCodec(_ValueCodec):

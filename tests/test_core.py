@@ -553,3 +553,22 @@ def test_read_ahead_keeps_corrupt_documents_in_place(mem: doqu.Storage) -> None:
         assert len(list(q.where(x__lt=2))) == 2 and not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_json_view_stores_subclasses_as_plain_values(mem: doqu.Storage) -> None:
+    import enum
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    class Colour(str, enum.Enum):
+        RED = "red"
+
+    view = mem.dict("kv")
+    view["top"] = Level.HIGH
+    view["nested"] = {"level": Level.HIGH, "colours": (Colour.RED,), "deep": [[1, (2,)]]}
+    assert view["top"] == 3 and type(view["top"]) is int
+    nested = view["nested"]
+    assert nested == {"level": 3, "colours": ["red"], "deep": [[1, [2]]]}
+    assert type(nested["level"]) is int and type(nested["colours"][0]) is str
+    assert mem.query("kv").where(value__level=3).count() == 1

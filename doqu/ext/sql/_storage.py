@@ -532,7 +532,10 @@ class SQLStorage(Storage):
 
         def run(cur: Any) -> None:
             if "put" in sql:
-                cur.executemany(sql["put"], params)
+                if len(params) == 1:
+                    cur.execute(sql["put"], params[0])
+                else:
+                    cur.executemany(sql["put"], params)
             else:
                 pks = list(dict.fromkeys(pk for pk, _ in params))
                 self._delete_pks(cur, sql["table"], pks)
