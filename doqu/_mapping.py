@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from ._document import CollectionInfo, Document
 from ._errors import ConfigError, CorruptDocument, InvalidDocument
 from ._json import INT_MAX, INT_MIN, MAX_NESTING, MISSING, check_json
-from ._storage import QuerySpec, _check_stored_keys, check_pk
+from ._storage import MAX_PK_LENGTH, QuerySpec, _check_stored_keys, check_pk
 
 if TYPE_CHECKING:
     from ._storage import Storage
@@ -688,6 +688,16 @@ class MappingView(MutableMapping[str, Any]):
                 except (KeyError, TypeError):
                     raise KeyError(key) from None
                 return item
+        elif type(self._cache) is _NoCache and type(key) is str and key.isascii():
+            # No cache: straight to the store (the checks of _item, inlined).
+            storage = self._storage
+            if storage._closed:
+                storage._check_open()
+            if 0 < len(key) <= MAX_PK_LENGTH and "\x00" not in key:
+                item = self._fetch_item(key)
+                if item is MISSING:
+                    raise KeyError(key)
+                return self._codec.load(key, item)
         item = self._item(key)
         if item is MISSING:
             raise KeyError(key)

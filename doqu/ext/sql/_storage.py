@@ -565,10 +565,14 @@ class SQLStorage(Storage):
         # The hot path: a cached statement on the thread's DB-API connection, no SQLAlchemy.
         sql = self._sql.get(coll.name) or self._statements(coll)
         try:
-            cur = self._conn().cursor()
-            cur.execute(sql["get"], (pk,))
-            row = cur.fetchone()
-            cur.close()
+            conn = self._conn()
+            if self.dialect == "mysql":
+                cur = conn.cursor()
+                cur.execute(sql["get"], (pk,))
+                row = cur.fetchone()
+                cur.close()
+            else:  # sqlite3 and psycopg connections run a statement themselves
+                row = conn.execute(sql["get"], (pk,)).fetchone()
         except self._dbapi.Error:  # the slow path names the fault, and retries once
             found = self._run(f"reading {coll.name!r}", lambda c: self._fetch_many(c, sql, [pk]))
             return found.get(pk)
