@@ -164,6 +164,10 @@ class _JSONCodec(_ValueCodec):
     native = True
 
     def dump(self, value: Any) -> Any:
+        return self.dump_text(value)[0]
+
+    def dump_text(self, value: Any) -> tuple[Any, str | None]:
+        """The stored item for *value*, and its JSON text when the fast check made it."""
         if type(value) in _CONTAINERS:
             # The C encoder and decoder make the fresh copy; what they would
             # change or let through (tuples, non-str keys, huge ints, bad text,
@@ -180,9 +184,9 @@ class _JSONCodec(_ValueCodec):
                     and not _LONG_DIGITS.search(text)
                     and (text.isascii() or _encodable(text))
                 ):
-                    return copy
+                    return copy, text
         try:
-            return _to_json(value)
+            return _to_json(value), None
         except RecursionError:
             raise TypeError("the value is nested too deeply (or holds itself)") from None
 
@@ -712,10 +716,21 @@ class MappingView(MutableMapping[str, Any]):
         return self._item(key) is not MISSING
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._storage._check_open()
+        storage = self._storage
+        storage._check_open()
         check_pk(key)
-        self._write({key: self._codec.dump(value)})
-        self._codec.stored(key, value)
+        codec = self._codec
+        if type(codec) is _JSONCodec and storage.stores_text:
+            item, text = codec.dump_text(value)
+            if text is not None:  # the document's text is at hand: no second encoding
+                with self._cache.lock:
+                    storage._put_text(self._info, [(key, f'{{"value":{text}}}')])
+                    self._cache.wrote({key: item})
+                return
+            self._write({key: item})
+            return
+        self._write({key: codec.dump(value)})
+        codec.stored(key, value)
 
     def __delitem__(self, key: str) -> None:
         self._storage._check_open()
