@@ -195,6 +195,7 @@ class _JSONCodec(_ValueCodec):
 
 
 _CONTAINERS: Final = (dict, list)
+_parse: Final = json.JSONDecoder().raw_decode
 _LONG_DIGITS: Final = re.compile(r"\d{19}")
 _dumps: Final = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, check_circular=True, separators=(",", ":")
@@ -642,7 +643,11 @@ class MappingView(MutableMapping[str, Any]):
         data = self._storage._fetch_one(self._info, key)
         if data is None:
             return MISSING
-        return self._codec.unwrap(json.loads(data) if isinstance(data, (str, bytes)) else data)
+        if isinstance(data, str):
+            data = _parse(data)[0]  # stored text: no surrounding whitespace to skip
+        elif isinstance(data, bytes):
+            data = json.loads(data)
+        return self._codec.unwrap(data)
 
     def _stored_items(self) -> Iterator[tuple[str, Any]]:
         unwrap = self._codec.unwrap
