@@ -177,7 +177,7 @@ class _JSONCodec(_ValueCodec):
             except (TypeError, ValueError, RecursionError):
                 pass
             else:
-                copy = json.loads(text)
+                copy = _parse(text)[0]
                 if (
                     copy == value
                     and text.count("[") + text.count("{") < MAX_NESTING
@@ -197,9 +197,21 @@ class _JSONCodec(_ValueCodec):
 _CONTAINERS: Final = (dict, list)
 _parse: Final = json.JSONDecoder().raw_decode
 _LONG_DIGITS: Final = re.compile(r"\d{19}")
-_dumps: Final = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, check_circular=True, separators=(",", ":")
+_dumps: Callable[[Any], str] = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":")
 ).encode
+_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+if _make_encoder is not None:  # CPython: the C encoder, called directly
+
+    def _refuse(value: Any) -> Any:
+        raise TypeError(f"{type(value).__name__} is not a JSON value")
+
+    _encode_chunks = _make_encoder(
+        None, _refuse, json.encoder.encode_basestring, None, ":", ",", False, False, False
+    )
+
+    def _dumps(value: Any) -> str:  # a cycle raises RecursionError: the exact check names it
+        return "".join(_encode_chunks(value, 0))
 
 
 def _encodable(text: str) -> bool:

@@ -139,15 +139,18 @@ def _operand(value: Any) -> tuple[bool, Any]:
 
 
 def _to_mongo(pk: str, data: Data) -> Data:
-    doc = _storable(data, f"document {pk!r}")
-    out = {"_id": pk, **doc}
-    size = len(bson.encode(out))
+    return _sized(pk, {"_id": pk, **_storable(data, f"document {pk!r}")})
+
+
+def _sized(pk: str, doc: Data) -> Data:
+    """*doc*, refused if it is over MongoDB's 16 MiB as BSON."""
+    size = len(bson.encode(doc))
     if size > MAX_DOCUMENT_BYTES:
         raise InvalidDocument(
             f"document {pk!r} is {size} bytes as BSON; MongoDB stores at most"
             f" {MAX_DOCUMENT_BYTES} (16 MiB)"
         )
-    return out
+    return doc
 
 
 class _BadKey(Exception):
@@ -190,14 +193,7 @@ def _mongo_from_text(pk: str, text: str) -> Data:
             " (no leading '$', no '.', no NUL)"
         ) from None
     out = {"_id": pk, **data}
-    if len(text) > _SURELY_SMALL:
-        size = len(bson.encode(out))
-        if size > MAX_DOCUMENT_BYTES:
-            raise InvalidDocument(
-                f"document {pk!r} is {size} bytes as BSON; MongoDB stores at most"
-                f" {MAX_DOCUMENT_BYTES} (16 MiB)"
-            )
-    return out
+    return _sized(pk, out) if len(text) > _SURELY_SMALL else out
 
 
 def _from_mongo(doc: Mapping[str, Any]) -> Row:

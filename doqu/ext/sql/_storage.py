@@ -37,6 +37,8 @@ from ._dialects import (
 
 __all__ = ["SQLStorage"]
 
+_BEGIN = {"sqlite": "BEGIN IMMEDIATE", "postgresql": "BEGIN"}
+
 Data = dict[str, Any]
 T = TypeVar("T")
 
@@ -251,9 +253,7 @@ class SQLStorage(Storage):
         A transaction the database aborted as a deadlock victim or for a
         serialization failure is rerun (a few times, with jittered backoff).
         """
-        begin = {"sqlite": "BEGIN IMMEDIATE", "postgresql": "BEGIN"}.get(
-            self.dialect, "START TRANSACTION"
-        )
+        begin = _BEGIN.get(self.dialect, "START TRANSACTION")
         reconnected = False
         conflicts = 0
         while True:
