@@ -6,7 +6,6 @@ a new PostgreSQL schema, a new MariaDB database or a new MongoDB database.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
 from collections.abc import Iterator
@@ -59,24 +58,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("backend", chosen, scope="session")
 
 
-_server_errors: dict[str, str] = {}
-
-
-def _reachable(name: str, url: str) -> None:
-    if name in _server_errors:
-        servers.unavailable(_server_errors[name])
-    import sqlalchemy as sa
-
-    try:
-        engine = sa.create_engine(url, pool_pre_ping=True)
-        with engine.connect():
-            pass
-        engine.dispose()
-    except Exception as exc:
-        _server_errors[name] = f"{name} server at {url} is unreachable: {exc}"
-        servers.unavailable(_server_errors[name])
-
-
 @pytest.fixture(scope="session")
 def mongo_base_url() -> Iterator[str]:
     """A MongoDB-protocol server: ``$DOQU_TEST_MONGO_URL`` or a SecantusDB we start."""
@@ -102,30 +83,12 @@ def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iter
     module = _MODULES.get(backend)
     if module and importlib.util.find_spec(module) is None:
         pytest.skip(f"{module} is not built yet")
-    with contextlib.ExitStack() as stack:
-        if backend == "memory":
-            yield "memory://"
-        elif backend == "memory-persist":
-            yield f"memory://?persist={tmp_path / 'snap.json'}"
-        elif backend == "sqlite":
-            yield f"sqlite:///{tmp_path / 'test.db'}"
-        elif backend == "sqlite-memory":
-            yield "sqlite://"
-        elif backend == "tinydb":
-            yield f"tinydb:///{tmp_path / 'test.json'}"
-        elif backend == "postgresql":
-            base = os.environ.get("DOQU_TEST_PG_URL", servers.DEFAULT_PG_URL)
-            _reachable("PostgreSQL", base)
-            yield stack.enter_context(servers.pg_schema_url(base))
-        elif backend == "mysql":
-            base = os.environ.get("DOQU_TEST_MYSQL_URL", servers.DEFAULT_MYSQL_URL)
-            _reachable("MariaDB/MySQL", base)
-            yield stack.enter_context(servers.mysql_database_url(base))
-        elif backend == "mongodb":
-            base = request.getfixturevalue("mongo_base_url")
-            yield stack.enter_context(servers.mongo_database_url(base))
-        else:
-            raise pytest.UsageError(f"unknown backend {backend!r}")
+    if backend not in BACKENDS:
+        raise pytest.UsageError(f"unknown backend {backend!r}")
+    with servers.fresh_store_url(
+        backend, tmp_path, lambda: request.getfixturevalue("mongo_base_url")
+    ) as url:
+        yield url
 
 
 @pytest.fixture

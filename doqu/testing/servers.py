@@ -18,14 +18,17 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 __all__ = [
     "DEFAULT_MYSQL_URL",
     "DEFAULT_PG_URL",
     "MongoServer",
+    "fresh_store_url",
     "in_ci",
+    "require_sql_server",
     "mongo_database_url",
     "mongo_server",
     "mysql_database_url",
@@ -50,6 +53,65 @@ def unavailable(reason: str) -> None:
     if in_ci():
         pytest.fail(f"CI=true and {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+_server_errors: dict[str, str] = {}
+
+
+def require_sql_server(name: str, url: str) -> None:
+    """Skip (or in CI fail) unless the SQL server at *url* answers; remembered per name."""
+    if name in _server_errors:
+        unavailable(_server_errors[name])
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(url, pool_pre_ping=True)
+        try:
+            with engine.connect():
+                pass
+        finally:
+            engine.dispose()
+    except Exception as exc:
+        _server_errors[name] = f"{name} server at {url} is unreachable: {exc}"
+        unavailable(_server_errors[name])
+
+
+@contextlib.contextmanager
+def fresh_store_url(
+    backend: str, directory: Path, mongo_base_url: Callable[[], str] | None = None
+) -> Iterator[str]:
+    """A URL for a fresh, empty store of *backend*, cleaned up afterwards.
+
+    *backend* is one of ``memory``, ``memory-persist``, ``sqlite``,
+    ``sqlite-memory``, ``tinydb`` (files go in *directory*), ``postgresql``
+    (a new schema), ``mysql`` (a new database) or ``mongodb`` (a new database on
+    the server *mongo_base_url()* names).
+    """
+    with contextlib.ExitStack() as stack:
+        if backend == "memory":
+            yield "memory://"
+        elif backend == "memory-persist":
+            yield f"memory://?persist={directory / 'snap.json'}"
+        elif backend == "sqlite":
+            yield f"sqlite:///{directory / 'test.db'}"
+        elif backend == "sqlite-memory":
+            yield "sqlite://"
+        elif backend == "tinydb":
+            yield f"tinydb:///{directory / 'test.json'}"
+        elif backend == "postgresql":
+            base = os.environ.get("DOQU_TEST_PG_URL", DEFAULT_PG_URL)
+            require_sql_server("PostgreSQL", base)
+            yield stack.enter_context(pg_schema_url(base))
+        elif backend == "mysql":
+            base = os.environ.get("DOQU_TEST_MYSQL_URL", DEFAULT_MYSQL_URL)
+            require_sql_server("MariaDB/MySQL", base)
+            yield stack.enter_context(mysql_database_url(base))
+        elif backend == "mongodb":
+            if mongo_base_url is None:
+                raise ValueError("a mongodb store needs mongo_base_url")
+            yield stack.enter_context(mongo_database_url(mongo_base_url()))
+        else:
+            raise ValueError(f"unknown backend {backend!r}")
 
 
 def _unique(prefix: str) -> str:

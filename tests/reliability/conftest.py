@@ -64,43 +64,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             metafunc.parametrize(name, _chosen(metafunc.config, among))
 
 
-def _reachable(name: str, url: str) -> None:
-    import sqlalchemy as sa
-
-    try:
-        engine = sa.create_engine(url)
-        try:
-            with engine.connect():
-                pass
-        finally:
-            engine.dispose()
-    except Exception as exc:
-        servers.unavailable(f"{name} server at {url} is unreachable: {exc}")
-
-
 @contextlib.contextmanager
 def fresh_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     """A URL for a fresh, empty store that other processes can open too."""
-    with contextlib.ExitStack() as stack:
-        if backend == "sqlite":
-            yield f"sqlite:///{tmp_path / 'rel.db'}"
-        elif backend == "tinydb":
-            yield f"tinydb:///{tmp_path / 'rel.json'}"
-        elif backend == "memory-persist":
-            yield f"memory://?persist={tmp_path / 'rel-snap.json'}"
-        elif backend == "postgresql":
-            base = os.environ.get("DOQU_TEST_PG_URL", servers.DEFAULT_PG_URL)
-            _reachable("PostgreSQL", base)
-            yield stack.enter_context(servers.pg_schema_url(base))
-        elif backend == "mysql":
-            base = os.environ.get("DOQU_TEST_MYSQL_URL", servers.DEFAULT_MYSQL_URL)
-            _reachable("MariaDB/MySQL", base)
-            yield stack.enter_context(servers.mysql_database_url(base))
-        elif backend == "mongodb":
-            base = request.getfixturevalue("mongo_base_url")
-            yield stack.enter_context(servers.mongo_database_url(base))
-        else:
-            raise pytest.UsageError(f"unknown backend {backend!r}")
+    with servers.fresh_store_url(
+        backend, tmp_path, lambda: request.getfixturevalue("mongo_base_url")
+    ) as url:
+        yield url
 
 
 def python(script: str, *args: str) -> subprocess.Popen[str]:
