@@ -741,10 +741,6 @@ def replica_set_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A server that runs transactions: ``$DOQU_TEST_MONGO_URL`` if it is a replica
     set or mongos, else a SecantusDB advertising itself as a one-node replica set."""
     import os
-    import shutil
-    import subprocess
-    import tempfile
-    import time
 
     if "mongodb" not in request.config.getoption("backends").split(","):
         pytest.skip("the mongodb backend is not selected (--backends)")
@@ -759,39 +755,14 @@ def replica_set_url(request: pytest.FixtureRequest) -> Iterator[str]:
             pytest.skip("DOQU_TEST_MONGO_URL is a standalone server: no transactions")
         yield given
         return
-    exe = shutil.which("secantusd-py")
-    if exe is None:
-        servers.unavailable("secantusd-py is not installed")
-    port = servers._free_port()
-    storage = tempfile.mkdtemp(prefix="doqu-mongo-rs-")
-    cmd = [exe, "--host", "127.0.0.1", "--port", str(port), "--storage-path", storage]
-    proc = subprocess.Popen(
-        [*cmd, "--log-level", "WARNING"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"mongodb://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            probe: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
-                url, serverSelectionTimeoutMS=500
-            )
-            try:
-                probe.admin.command("ping")
-                break
-            except pymongo.errors.PyMongoError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    servers.unavailable("SecantusDB (replica set) did not start")
-                time.sleep(0.2)
-            finally:
-                probe.close()
-        yield url
+        server = servers.MongoServer(replica_set=True).__enter__()
+    except RuntimeError as exc:
+        servers.unavailable(f"SecantusDB (replica set) did not start: {exc}")
+    try:
+        yield server.url
     finally:
-        proc.terminate()
-        proc.wait(10)
-        shutil.rmtree(storage, ignore_errors=True)
+        server.close()
 
 
 @pytest.fixture

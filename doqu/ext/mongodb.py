@@ -240,28 +240,25 @@ def _prefix_guards(path: Path) -> list[Filter]:
     return [{".".join(path[:i]): _NOT_ARRAY} for i in range(1, len(path))]
 
 
-def _all(clauses: Sequence[Filter | bool]) -> Filter | bool:
+def _combine(clauses: Sequence[Filter | bool], op: str, unit: bool) -> Filter | bool:
+    """``$and`` (*unit* ``True``) or ``$or`` (*unit* ``False``) of clauses, folding constants."""
     parts: list[Filter] = []
     for c in clauses:
-        if c is False:
-            return False
-        if c is not True:
-            parts.append(c)
+        if c is (not unit):
+            return not unit
+        if c is not unit:
+            parts.append(c)  # type: ignore[arg-type]
     if not parts:
-        return True
-    return parts[0] if len(parts) == 1 else {"$and": parts}
+        return unit
+    return parts[0] if len(parts) == 1 else {op: parts}
+
+
+def _all(clauses: Sequence[Filter | bool]) -> Filter | bool:
+    return _combine(clauses, "$and", True)
 
 
 def _any(clauses: Sequence[Filter | bool]) -> Filter | bool:
-    parts: list[Filter] = []
-    for c in clauses:
-        if c is True:
-            return True
-        if c is not False:
-            parts.append(c)
-    if not parts:
-        return False
-    return parts[0] if len(parts) == 1 else {"$or": parts}
+    return _combine(clauses, "$or", False)
 
 
 def _negate(clause: Filter | bool) -> Filter | bool:

@@ -194,11 +194,13 @@ class MongoServer:
             server.stop(kill=True)        # SIGKILL, as a crash would
             server.start()                # same port, same storage path
 
+    With *replica_set*, the server runs as a one-node replica set (transactions).
     Raises ``RuntimeError`` when the server cannot be started.
     """
 
-    def __init__(self, timeout: float = 30.0) -> None:
+    def __init__(self, timeout: float = 30.0, *, replica_set: bool = False) -> None:
         self.timeout = timeout
+        self.replica_set = replica_set
         self.port = _free_port()
         self.storage = tempfile.mkdtemp(prefix="doqu-mongo-")
         self.url = f"mongodb://127.0.0.1:{self.port}/"
@@ -221,7 +223,7 @@ class MongoServer:
             raise RuntimeError("secantusd-py is not installed (pip install 'doqu[test]')")
         cmd = [exe, "--host", "127.0.0.1", "--port", str(self.port), "--storage-path", self.storage]
         proc = self._proc = subprocess.Popen(
-            [*cmd, "--standalone", "--log-level", "WARNING"],
+            [*cmd, *([] if self.replica_set else ["--standalone"]), "--log-level", "WARNING"],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
