@@ -31,7 +31,7 @@ from collections.abc import (
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from ._document import CollectionInfo, Document
+from ._document import CollectionInfo, Document, revalidator
 from ._errors import ConfigError, CorruptDocument, InvalidDocument
 from ._json import INT_MAX, INT_MIN, MAX_NESTING, MISSING, check_json
 from ._storage import MAX_PK_LENGTH, QuerySpec, _check_stored_keys, check_pk
@@ -307,7 +307,7 @@ class _ModelCodec:
             raise TypeError(
                 f"this view holds {self.model.__name__} instances, not {type(value).__name__}"
             )
-        data = type(value).model_validate(value).model_dump(mode="json")
+        data = revalidator(type(value))(value).model_dump(mode="json")
         _check_stored_keys(data)
         check_json(data, where=f"{self.model.__name__} document")
         return data

@@ -48,7 +48,10 @@ def new_pk() -> str:
     return f"{value:032x}"
 
 
-_VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
+# Each key's three counter digits, and a byte table setting the RFC 9562 variant bits
+# (``10``) in the first byte of each key's 8 random bytes.
+_COUNTER_HEX = [f"{i:03x}" for i in range(0x1000)]
+_VARIANT_BITS = bytes((b & 0x3F) | 0x80 for b in range(256))
 
 
 def new_pks(count: int) -> list[str]:
@@ -64,17 +67,24 @@ def new_pks(count: int) -> list[str]:
         else:
             _counter += 1
         ms, counter = _last_ms, _counter
-        random_hex = _random.randbytes(8 * count).hex()
+        tails = bytearray(_random.randbytes(8 * count))
+        tails[0::8] = tails[0::8].translate(_VARIANT_BITS)
+        random_hex = tails.hex()
         out: list[str] = []
-        append = out.append
-        head = f"{ms & ((1 << 48) - 1):012x}7"
-        variant = _VARIANT
-        for i in range(0, 16 * count, 16):
+        done = 0
+        while done < count:
             if counter > 0xFFF:
                 ms += 1
                 counter = 0
-                head = f"{ms & ((1 << 48) - 1):012x}7"
-            append(f"{head}{counter:03x}{variant[random_hex[i]]}{random_hex[i + 1 : i + 16]}")
-            counter += 1
+            run = min(count - done, 0x1000 - counter)
+            head = f"{ms & ((1 << 48) - 1):012x}7"
+            heads = [head + c for c in _COUNTER_HEX[counter : counter + run]]
+            start = 16 * done
+            out += [
+                h + random_hex[i : i + 16]
+                for h, i in zip(heads, range(start, start + 16 * run, 16))
+            ]
+            done += run
+            counter += run
         _last_ms, _counter = ms, counter - 1
     return out

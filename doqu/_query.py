@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import weakref
 from collections import deque
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from ._document import CollectionInfo, Document
 from ._errors import CorruptDocument, QueryError
-from ._storage import QuerySpec
+from ._storage import QuerySpec, paused_gc
 from ._tree import And, Node, Not, Path, Q, make_cond, parse_path, parse_update
 
 if TYPE_CHECKING:
@@ -81,15 +80,12 @@ class _Results(Iterator[T]):
 
         When every row fits in :data:`PREFETCH_LIMIT`, the results are built at
         once (``list()`` is about to take them all) with the cycle collector
-        paused: a batch of fresh objects holds no garbage cycles, and collecting
-        while it grows would traverse it again and again. A stored document that
+        paused (:func:`~doqu._storage.paused_gc`). A stored document that
         fails validation is kept in its place and raised when iteration gets there.
         """
         if self._rows is not None:
             return None
-        paused = gc.isenabled()
-        gc.disable()
-        try:
+        with paused_gc():
             rows = self._start()
             buffer = self._buffer = deque()
             for row in rows:
@@ -107,9 +103,6 @@ class _Results(Iterator[T]):
                     built.append(_Raise(exc))
             self._built = built
             return len(built)
-        finally:
-            if paused:
-                gc.enable()
 
     def close(self) -> None:
         """Stop early and release the database cursor."""

@@ -10,7 +10,9 @@ a backend overrides a default only when it can do better natively.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import hashlib
 import json
 import threading
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
-from ._document import CollectionInfo, Document
+from ._document import CollectionInfo, Document, revalidator
 from ._errors import (
     CorruptDocument,
     DuplicateKey,
@@ -34,6 +36,7 @@ from ._errors import (
 from ._evaluator import apply_update, canonical, resolve
 from ._json import MAX_NESTING, check_json, encode_document, json_equal
 from ._pk import new_pk, new_pks
+from ._shape import ALL_CHECKS, TextChecks, save_plan
 from ._tree import And, Cond, Node, Path, UpdateOp, make_cond, parse_collection_name
 
 if TYPE_CHECKING:
@@ -50,6 +53,8 @@ Target = "type[Document] | str"
 
 MAX_PK_LENGTH = 255
 _DIGITS = bytes.maketrans(b"123456789", b"000000000")
+#: ``save_many`` pauses the cycle collector for batches larger than this.
+_BIG_BATCH = 256
 
 
 def _unset(_: Any) -> Any:
@@ -87,6 +92,33 @@ def _clean(raw: bytes) -> bool:
     Documents that fail this take the slow, exact :func:`check_json`.
     """
     return _plain_text(raw) and _shallow(raw)
+
+
+def _clean_batch(raws: Sequence[bytes], checks: TextChecks) -> bool:
+    """:func:`_clean` for every text of a batch, scanning only for what *checks* names."""
+    if checks.big_ints or checks.non_finite:
+        batch = b"\n".join(raws)
+        if checks.big_ints and b"0000000000000000000" in batch.translate(_DIGITS):
+            return False
+        if checks.non_finite and (b"NaN" in batch or b"Infinity" in batch):
+            return False
+    return not checks.nesting or all(map(_shallow, raws))
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cycle collector while a batch of fresh objects is built.
+
+    Such a batch holds no garbage cycles, and collecting while it grows would
+    traverse it again and again. The collector's previous state is restored.
+    """
+    running = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if running:
+            gc.enable()
 
 
 @dataclass(frozen=True)
@@ -354,13 +386,15 @@ class Storage(ABC):
         append = staged.append
         model: type | None = None
         validate: Callable[[Any], Any] = _unset
-        to_json: Callable[[Any], bytes] = _unset
+        to_json: Callable[..., bytes] = _unset
+        nested: Callable[[Any], bool] | None = None
         fresh = 0
         for doc in docs:
             cls = type(doc)
             if cls is not model:
                 if issubclass(cls, Document):
-                    validate = cls.__pydantic_validator__.validate_python
+                    plan = save_plan(cls)
+                    validate, nested = plan.validate, plan.nested
                     to_json = cls.__pydantic_serializer__.to_json if _plain_keys(cls) else _unset
                 model = cls
             if validate is not _unset and isinstance(doc, Document):
@@ -368,14 +402,11 @@ class Storage(ABC):
                 item: Any = doc
                 raw: bytes | None = None
                 if to_json is not _unset and not (extra and "_id" in extra):
-                    try:
-                        if text:
-                            raw = to_json(validate(doc))
-                        else:  # keep the validated copy to make the dict from
-                            item = validate(doc)
+                    item = validate(doc)  # kept: the dict is made from the copy
+                    if nested is None or nested(item):
+                        # On an error, the slow path below names the problem.
+                        with contextlib.suppress(PydanticSerializationError):
                             raw = to_json(item)
-                    except PydanticSerializationError:
-                        pass  # the slow path below names the problem
                 pk = doc.pk
                 if pk is None:
                     fresh += 1
@@ -403,7 +434,7 @@ class Storage(ABC):
                     rows.append((pk, ser.to_python(item, mode="json")))
                 continue
             if isinstance(item, Document):
-                item = type(item).model_validate(item).model_dump(mode="json")
+                item = revalidator(type(item))(item).model_dump(mode="json")
                 _check_stored_keys(item)
                 check_json(item, where=f"document {pk!r}")
             rows.append((pk, encode_document(item) if text else item))
@@ -425,13 +456,15 @@ class Storage(ABC):
             extra = doc.__pydantic_extra__
             if extra and "_id" in extra:
                 return None
+            plan = save_plan(cls)
+            copy = plan.validate(doc)
+            if plan.nested is not None and not plan.nested(copy):
+                return None
             try:
-                raw = cls.__pydantic_serializer__.to_json(
-                    cls.__pydantic_validator__.validate_python(doc)
-                )
+                raw = cls.__pydantic_serializer__.to_json(copy)
             except PydanticSerializationError:
                 return None
-            if not _clean(raw):
+            if not _clean_batch((raw,), ALL_CHECKS if extra else plan.checks):
                 return None
             pk = doc.pk
             return [(new_pk() if pk is None else check_pk(pk), raw.decode())]
@@ -443,24 +476,32 @@ class Storage(ABC):
         ):
             return None
         models: Sequence[Any] = docs
-        if any(d.__pydantic_extra__ and "_id" in d.__pydantic_extra__ for d in models):
-            return None
-        validate = cls.__pydantic_validator__.validate_python
+        plan = save_plan(cls)
+        if any(d.__pydantic_extra__ for d in models):
+            return None  # the general path looks at each document's extras
+        validate, nested = plan.validate, plan.nested
         to_json = cls.__pydantic_serializer__.to_json
         try:
-            raws = [to_json(validate(d)) for d in models]
+            if nested is None:
+                raws = [to_json(validate(d)) for d in models]
+            else:  # each copy checked while it is in the cache
+                raws = [to_json(c) for c in map(validate, models) if nested(c)]
+                if len(raws) != len(models):
+                    return None
         except PydanticSerializationError:
             return None
-        if not _plain_text(b"\n".join(raws)) or not all(map(_shallow, raws)):
+        if not _clean_batch(raws, plan.checks):
             return None
         pks = [d.pk for d in models]
         fresh = pks.count(None)
-        if fresh:
+        if fresh == len(pks):
+            pks = new_pks(fresh)
+        elif fresh:
             keys = iter(new_pks(fresh))
             pks = [next(keys) if pk is None else check_pk(pk) for pk in pks]
         else:
             pks = [check_pk(pk) for pk in pks]
-        return list(zip(pks, [raw.decode() for raw in raws]))
+        return list(zip(pks, map(bytes.decode, raws)))
 
     @staticmethod
     def _plain(doc: object) -> Data:
@@ -490,8 +531,9 @@ class Storage(ABC):
             model = type(docs[0])
             if all(type(d) is model for d in docs):  # one model: the common case
                 one = self._coll(model)[0]
-                rows = self._encode_docs(docs, text=self.stores_text)
-                (self._put_text if self.stores_text else self._put)(one, rows)
+                with paused_gc() if len(docs) > _BIG_BATCH else contextlib.nullcontext():
+                    rows = self._encode_docs(docs, text=self.stores_text)
+                    (self._put_text if self.stores_text else self._put)(one, rows)
                 pks = [pk for pk, _ in rows]
                 for doc, pk in zip(docs, pks):
                     doc.__dict__["pk"] = pk

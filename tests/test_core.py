@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 import doqu
 from doqu import ConfigError, Document, Q, QueryError, _registry
@@ -225,6 +226,112 @@ def test_fast_encoding_refuses_what_check_json_refuses(url: str, tmp_path: Path)
         assert db.query(Loose).where(text=look_alike).count() == 1
     finally:
         db.close()
+
+
+class Bounded(Document):
+    """Every type bounded: the save path skips every text scan (see ``doqu._shape``)."""
+
+    n: int = Field(ge=0, le=100)
+    word: str = "w"
+    words: list[str] = []  # noqa: RUF012 - pydantic copies defaults
+
+
+class Typed(Document):
+    """Unbounded ints and floats: the scans for big ints and NaN stay."""
+
+    n: int = 0
+    f: float = 0.0
+
+
+class Bumped(Document):
+    """A validator may return anything: every scan stays."""
+
+    n: int = 0
+
+    @field_validator("n")
+    @classmethod
+    def _huge(cls, n: int) -> int:
+        return 2**70 if n == 7 else n
+
+
+class Tree(BaseModel):
+    kids: list[Tree] = []
+
+
+class Forest(Document):
+    """A recursive type: no depth bound, the nesting check stays."""
+
+    tree: Tree = Tree()
+
+
+def test_save_plans_follow_the_schema() -> None:
+    from doqu._shape import ALL_CHECKS, TextChecks, save_plan
+
+    bounded = save_plan(Bounded)
+    assert bounded.checks == TextChecks(big_ints=False, non_finite=False, nesting=False)
+    assert bounded.validate == Bounded.__pydantic_validator__.validate_python
+    assert save_plan(Typed).checks == TextChecks(big_ints=True, non_finite=True, nesting=False)
+    assert save_plan(Bumped).checks == ALL_CHECKS
+    assert save_plan(Forest).checks.nesting
+    assert bounded.nested is None  # no nested model: pydantic validates everything
+
+    # Nested models of plain types: pydantic's validator, then a check that the nested
+    # instances it took as they are hold exactly the declared types.
+    trip = save_plan(conformance.Trip)
+    assert trip.validate == conformance.Trip.__pydantic_validator__.validate_python
+    assert trip.nested is not None
+    ok = conformance.Trip(name="t", start={"lat": 1, "lon": 2}, stops=[{"lat": 3, "lon": 4}])
+    assert trip.nested(trip.validate(ok))
+    ok.stops[0].lat = 3  # an int: validation would make it 3.0
+    assert not trip.nested(trip.validate(ok))
+    person = save_plan(conformance.Person)  # Address | None, its zip optional
+    assert person.nested is not None
+    ann = conformance.Person(name="Ann", address={"city": "Paris"})
+    assert person.nested(ann) and person.nested(conformance.Person(name="Bob"))
+    ann.address.zip = 75001  # type: ignore[assignment, union-attr]
+    assert not person.nested(ann)
+    # A constraint in the nested model: pydantic's validator cannot be used.
+    coded = save_plan(conformance.Coded)
+    assert coded.nested is None
+    assert coded.validate != conformance.Coded.__pydantic_validator__.validate_python
+
+
+@pytest.mark.parametrize("url", ["memory://", "sqlite://", "tinydb:///{tmp}/t.json"])
+def test_skipped_scans_still_refuse(url: str, tmp_path: Path) -> None:
+    from doqu import InvalidDocument
+
+    db = doqu.connect(url.format(tmp=tmp_path))
+    try:
+        db.save_many([Bounded(n=100, words=["NaN", "Infinity", "1" * 30]), Typed(n=2**63 - 1)])
+        for doc in [
+            Typed(n=2**63),
+            Typed(n=-(2**63) - 1),
+            Typed(f=float("nan")),
+            Typed(f=float("-inf")),
+            Bumped(n=7),
+            Forest(tree=Tree.model_validate(_nested_tree(30))),
+        ]:
+            with pytest.raises(InvalidDocument):
+                db.save_many([type(doc)(), doc])
+            with pytest.raises(InvalidDocument):
+                db.save(doc)
+        spoiled = Bounded(n=1)
+        spoiled.n = 2**70  # assigned, not validated: validated again on save
+        with pytest.raises(ValidationError):
+            db.save(spoiled)
+        db.save(Forest(tree=Tree.model_validate(_nested_tree(28))))
+        assert [db.query(m).count() for m in (Bounded, Typed, Bumped, Forest)] == [1, 1, 0, 1]
+        assert db.query(Bounded).first().words == ["NaN", "Infinity", "1" * 30]  # type: ignore[union-attr]
+    finally:
+        db.close()
+
+
+def _nested_tree(levels: int) -> dict[str, Any]:
+    """A tree nested *levels* deep in JSON (two levels per node: object and list)."""
+    tree: dict[str, Any] = {"kids": []}
+    for _ in range(levels // 2 - 1):
+        tree = {"kids": [tree]}
+    return tree
 
 
 def test_save_many_mixed_collections(mem: doqu.Storage) -> None:

@@ -18,12 +18,12 @@ import datetime as dt
 import enum
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .._document import Document
 from .._errors import (
@@ -66,6 +66,7 @@ __all__ = [
     "test_icase_ascii_only",
     "test_in_nin",
     "test_invalid_documents",
+    "test_nested_models_validated_again",
     "test_invalid_operands",
     "test_lookup_named_fields",
     "test_matches",
@@ -154,6 +155,33 @@ class Measure(Document):
     """A float field (NaN and Infinity validate in pydantic but cannot be stored)."""
 
     value: float
+
+
+class Geo(BaseModel):
+    """A nested model whose validation is only type checks."""
+
+    lat: float
+    lon: float
+
+
+class Code(BaseModel):
+    """A nested model with a constraint."""
+
+    code: str = Field(max_length=3)
+
+
+class Trip(Document):
+    """Nested models, no field that may be null."""
+
+    name: str
+    start: Geo
+    stops: list[Geo] = []  # noqa: RUF012 - pydantic copies defaults
+
+
+class Coded(Document):
+    """A nested model with a constraint, in a dict."""
+
+    codes: dict[str, Code] = {}  # noqa: RUF012
 
 
 # ---------------------------------------------------------------------- helpers
@@ -449,6 +477,64 @@ def test_invalid_documents(db: Storage) -> None:
     with pytest.raises(ValidationError):
         db.save(Person.model_construct(name=5))  # type: ignore[arg-type]  # revalidated before the write
     assert db.query(Person).count() == 0
+
+
+def test_nested_models_validated_again(db: Storage) -> None:
+    """Nested models changed after construction are validated again before every write.
+
+    pydantic takes a nested model instance as it is when the outer model is
+    validated; doqu does not: a bad value anywhere is a ``ValidationError``, and
+    nothing of the batch is written.
+    """
+
+    def trip() -> Trip:
+        return Trip(
+            name="null and void",  # "null" in a string is just text
+            start=Geo(lat=1.5, lon=2.5),
+            stops=[Geo(lat=3, lon=4)],
+        )
+
+    def coded() -> Coded:
+        return Coded(codes={"a": Code(code="abc")})
+
+    spoilers: list[tuple[Callable[[], Document], Callable[[Any], object]]] = [
+        (trip, lambda t: setattr(t.start, "lat", "north")),
+        (trip, lambda t: setattr(t.start, "lon", None)),
+        (trip, lambda t: setattr(t.stops[0], "lat", [1])),
+        (trip, lambda t: t.stops.append(Geo.model_construct(lat=1))),  # type: ignore[call-arg]  # lon missing
+        (coded, lambda c: setattr(c.codes["a"], "code", "toolong")),
+        (coded, lambda c: setattr(c.codes["a"], "code", 7)),
+        (coded, lambda c: setattr(c.codes["a"], "code", None)),
+    ]
+    for make, spoil in spoilers:
+        bad = make()
+        spoil(bad)
+        with pytest.raises(ValidationError):
+            db.save(bad)
+        with pytest.raises(ValidationError):
+            db.save_many([make(), bad, make()])
+        with pytest.raises(ValidationError):
+            db.dict(type(bad))["bad"] = bad
+        assert bad.pk is None
+    person = Person(name="Ann", address=Address(city="Paris"))
+    person.address.city = 5  # type: ignore[union-attr]
+    with pytest.raises(ValidationError):
+        db.save(person)
+    assert [db.query(m).count() for m in (Trip, Coded, Person)] == [0, 0, 0]
+
+    fine = trip()
+    fine.start.lat = 5  # an int where a float goes: validated as 5.0
+    fine.stops[0] = {"lat": 7, "lon": 8}  # type: ignore[call-overload]  # a dict validates
+    pk = db.save(fine)
+    back = db.get(Trip, pk)
+    assert back.name == "null and void"
+    assert back.start == Geo(lat=5.0, lon=2.5) and back.stops == [Geo(lat=7, lon=8)]
+    assert _pks(db.query(Trip).where(start__lat=5)) == {pk}
+    assert _pks(db.query(Trip).where(stops__contains={"lat": 7.0, "lon": 8.0})) == {pk}
+    assert len(db.save_many([trip() for _ in range(3)])) == 3
+    assert db.query(Trip).count() == 4
+    pks = db.save_many([coded(), coded()])
+    assert [db.get(Coded, p).codes["a"].code for p in pks] == ["abc", "abc"]
 
 
 def test_nul_in_strings(db: Storage) -> None:

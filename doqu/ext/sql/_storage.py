@@ -524,6 +524,12 @@ class SQLStorage(Storage):
         self._put_params(coll, [(pk, self._encode(pk, data)) for pk, data in rows])
 
     def _put_text(self, coll: CollectionInfo, rows: Sequence[tuple[str, str]]) -> None:
+        if self.dialect == "sqlite" and len(rows) > 1:
+            # One look at the whole batch; a document that needs more gets _check_text.
+            texts = [text for _, text in rows]
+            if "\\u0000" not in "\n".join(texts) and max(map(len, texts)) * 4 <= self._max_document:
+                self._put_params(coll, list(rows))
+                return
         check = self._check_text
         self._put_params(coll, [(pk, check(pk, text)) for pk, text in rows])
 

@@ -1,0 +1,418 @@
+"""What a model's JSON text can hold, read once from its pydantic core schema.
+
+The fast save path checks pydantic's JSON text of each document with cheap byte
+scans instead of walking the values with :func:`doqu._json.check_json`. Those
+scans look for what a model's *types* may produce: a run of 19 digits (an int
+beyond 64 bits) only where an ``int`` can appear, ``NaN``/``Infinity`` only
+where a ``float`` can, and too-deep nesting only where the types do not bound
+it. A model whose schema this module cannot vouch for (validators or
+serializers that may return anything, ``Any``, recursive or extra-allowing
+nested models…) gets every scan, as before.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ._document import as_is_nodes, revalidator
+from ._json import INT_MAX, INT_MIN, MAX_NESTING
+
+__all__ = ["ALL_CHECKS", "SavePlan", "TextChecks", "save_plan"]
+
+# Core-schema types whose JSON is a string or a bool (no number, no null, no nesting).
+_PLAIN_LEAVES = frozenset(("str", "bool", "date", "datetime", "time", "timedelta", "uuid", "url"))
+_SEQUENCES = frozenset({"list", "set", "frozenset"})
+_EMPTY_FACTORIES: tuple[Any, ...] = (list, dict, set, frozenset, tuple)
+
+
+@dataclass(frozen=True)
+class TextChecks:
+    """Which scans a document's JSON text needs (``True``: scan for it)."""
+
+    big_ints: bool = True
+    non_finite: bool = True
+    nesting: bool = True
+
+
+#: Every scan: for models this module cannot vouch for, and documents with extras.
+ALL_CHECKS = TextChecks()
+
+
+@dataclass(frozen=True)
+class _Shape:
+    depth: int  # containers nested, the value's own included
+    ints: bool = False  # may hold an int outside the 64-bit range
+    floats: bool = False  # may hold a float (so NaN or Infinity)
+    nulls: bool = False  # may hold null
+
+    def nest(self) -> _Shape:
+        return _Shape(self.depth + 1, self.ints, self.floats, self.nulls)
+
+
+_LEAF = _Shape(0)
+_NULL = _Shape(0, nulls=True)
+
+
+def _join(shapes: list[_Shape | None]) -> _Shape | None:
+    if any(s is None for s in shapes):
+        return None
+    known = [s for s in shapes if s is not None]
+    return _Shape(
+        max((s.depth for s in known), default=0),
+        any(s.ints for s in known),
+        any(s.floats for s in known),
+        any(s.nulls for s in known),
+    )
+
+
+def _value_shape(value: Any, depth: int = 0) -> _Shape | None:
+    """The shape of a constant (a default, a literal), ``None`` if it is not plain JSON."""
+    if depth > MAX_NESTING:
+        return None
+    if value is None:
+        return _NULL
+    if isinstance(value, (bool, str)):
+        return _LEAF
+    if isinstance(value, int):
+        return _Shape(0, ints=not INT_MIN <= value <= INT_MAX)
+    if isinstance(value, float):
+        return _Shape(0, floats=True)
+    if isinstance(value, (list, tuple)):
+        items = [_value_shape(v, depth + 1) for v in value]
+    elif isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        items = [_value_shape(v, depth + 1) for v in value.values()]
+    else:
+        return None
+    inner = _join(items)
+    return None if inner is None else inner.nest()
+
+
+def _int_shape(schema: Mapping[str, Any]) -> _Shape:
+    low = schema.get("ge", schema.get("gt"))
+    high = schema.get("le", schema.get("lt"))
+    bounded = isinstance(low, int) and isinstance(high, int) and low >= INT_MIN and high <= INT_MAX
+    return _Shape(0, ints=not bounded)
+
+
+class _Walker:
+    def __init__(self) -> None:
+        self.definitions: dict[str, Mapping[str, Any]] = {}
+        self.active: set[str] = set()
+
+    def shape(self, schema: Mapping[str, Any], top: bool = False) -> _Shape | None:
+        if "serialization" in schema:  # a custom serializer may write anything
+            return None
+        kind = schema.get("type")
+        ref = schema.get("ref")
+        if isinstance(ref, str):
+            if ref in self.active:  # a recursive model: no depth bound
+                return None
+            self.active.add(ref)
+            try:
+                return self._shape(kind, schema, top)
+            finally:
+                self.active.discard(ref)
+        return self._shape(kind, schema, top)
+
+    def _shape(self, kind: Any, schema: Mapping[str, Any], top: bool) -> _Shape | None:
+        if kind in _PLAIN_LEAVES:
+            return _LEAF
+        if kind == "int":
+            return _int_shape(schema)
+        if kind == "float":
+            return _Shape(0, floats=True)
+        if kind == "literal":
+            return _join([_value_shape(v) for v in schema.get("expected", ())])
+        if kind == "enum":
+            return _join([_value_shape(m.value) for m in schema.get("members", ())])
+        if kind == "none":
+            return _NULL
+        if kind == "nullable":
+            return _join([_NULL, self.shape(schema["schema"])])
+        if kind == "default":
+            return self._default(schema)
+        if kind in _SEQUENCES:
+            return self._nested([schema.get("items_schema")])
+        if kind == "tuple":
+            return self._nested(list(schema.get("items_schema") or [None]))
+        if kind == "dict":
+            return self._nested([schema.get("values_schema")])
+        if kind == "union":
+            choices = [c[0] if isinstance(c, tuple) else c for c in schema["choices"]]
+            return _join([self.shape(c) for c in choices])
+        if kind == "tagged-union":
+            return _join([self.shape(c) for c in schema["choices"].values()])
+        if kind == "definitions":
+            for definition in schema["definitions"]:
+                self.definitions[definition["ref"]] = definition
+            return self.shape(schema["schema"], top)
+        if kind == "definition-ref":
+            target = self.definitions.get(schema["schema_ref"])
+            return None if target is None else self.shape(target, top)
+        if kind == "model":
+            return self._model(schema, top)
+        return None  # any, validator functions, dataclasses, …: no promise
+
+    def _default(self, schema: Mapping[str, Any]) -> _Shape | None:
+        inner = self.shape(schema["schema"])
+        if "default_factory" in schema:
+            factory = schema["default_factory"]
+            made = _LEAF if any(factory is f for f in _EMPTY_FACTORIES) else None
+        else:
+            made = _value_shape(schema.get("default"))  # defaults are not validated
+        return _join([inner, made])
+
+    def _nested(self, schemas: list[Any]) -> _Shape | None:
+        if any(s is None for s in schemas):
+            return None  # items of any type
+        inner = _join([self.shape(s) for s in schemas])
+        return None if inner is None else inner.nest()
+
+    def _model(self, schema: Mapping[str, Any], top: bool) -> _Shape | None:
+        config = schema.get("config") or {}
+        if schema.get("root_model") or (not top and config.get("extra_fields_behavior") == "allow"):
+            return None
+        fields = schema.get("schema") or {}
+        if fields.get("type") != "model-fields" or fields.get("computed_fields"):
+            return None
+        shapes = [
+            self.shape(field["schema"])
+            for field in fields.get("fields", {}).values()
+            if not field.get("serialization_exclude")
+        ]
+        inner = _join(shapes)
+        return None if inner is None else inner.nest()
+
+
+# ------------------------------------------------------- nested models' values
+# pydantic takes nested model instances as they are (unless their config asks for
+# ``revalidate_instances="always"``), so their fields may hold anything assigned
+# since. For nested models whose validation is nothing but type checks, a value
+# whose Python type is *exactly* the declared one is what validating it would
+# return: checking that stands for validating it again. Anything else (a
+# constraint, a validator, a config option, a union…) gets the full revalidation.
+Check = Callable[[Any], bool]
+_SCALARS: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
+_PURE_CONFIG = frozenset(("title", "extra_fields_behavior", "revalidate_instances"))
+_PURE_MODEL = frozenset(("type", "cls", "schema", "config", "ref", "metadata", "custom_init",
+                         "root_model"))  # fmt: skip
+_PURE_FIELD = frozenset(("type", "schema", "metadata", "validation_alias", "serialization_alias"))
+_MISSING = object()
+
+
+class _Unsupported(Exception):
+    """Raised while building a check for a schema this module does not vouch for."""
+
+
+def _is(kind: type) -> Check:
+    return lambda v: type(v) is kind
+
+
+def _scalar(schema: Any) -> type | None:
+    """The Python type of a plain scalar field schema (defaults allowed), else ``None``."""
+    if isinstance(schema, dict) and schema.get("type") == "default":
+        if not set(schema) <= {"type", "schema", "default", "default_factory"}:
+            return None
+        schema = schema["schema"]
+    if isinstance(schema, dict) and set(schema) == {"type"}:
+        return _SCALARS.get(schema["type"])
+    return None
+
+
+class _Checks:
+    """Builds the checks of one model's schema (``definition-ref`` nodes resolved)."""
+
+    def __init__(self, schema: Any) -> None:
+        self.definitions: dict[str, Any] = {}
+        if isinstance(schema, dict) and schema.get("type") == "definitions":
+            for definition in schema["definitions"]:
+                self.definitions[definition["ref"]] = definition
+            schema = schema["schema"]
+        self.top = schema
+        self.active: set[str] = set()
+
+    def resolve(self, schema: Any) -> Any:
+        if isinstance(schema, dict) and schema.get("type") == "definition-ref":
+            ref = schema["schema_ref"]
+            if ref in self.active or ref not in self.definitions:
+                raise _Unsupported  # recursive: no check of a bounded cost
+            return self.definitions[ref]
+        return schema
+
+    def escapes(self, schema: Any) -> bool:
+        """Whether *schema* holds a model whose instances validation takes as they are."""
+        schema = self.resolve(schema)
+        if as_is_nodes(schema):
+            return True
+        refs = _refs(schema)
+        if not refs:
+            return False
+        for ref in refs:
+            if ref in self.active:
+                raise _Unsupported
+        self.active.update(refs)
+        try:
+            return any(self.escapes(self.definitions.get(ref)) for ref in refs)
+        finally:
+            self.active.difference_update(refs)
+
+    def exact(self, schema: Any) -> Check:
+        """A check that a value is already exactly what validating it returns."""
+        if isinstance(schema, dict) and schema.get("type") == "definition-ref":
+            ref = schema["schema_ref"]
+            target = self.resolve(schema)
+            self.active.add(ref)
+            try:
+                return self.exact(target)
+            finally:
+                self.active.discard(ref)
+        if not isinstance(schema, dict):
+            raise _Unsupported
+        kind = schema.get("type")
+        rest = set(schema) - {"type", "ref", "metadata"}
+        if kind in _SCALARS and not rest:
+            return _is(_SCALARS[kind])
+        if kind == "nullable" and rest == {"schema"}:
+            inner = self.exact(schema["schema"])
+            return lambda v: v is None or inner(v)
+        if kind == "default" and rest <= {"schema", "default", "default_factory"}:
+            return self.exact(schema["schema"])
+        if kind == "list" and rest == {"items_schema"}:
+            item = self.exact(schema["items_schema"])
+            return lambda v: type(v) is list and all(map(item, v))
+        if (
+            kind == "dict"
+            and rest == {"keys_schema", "values_schema"}
+            and schema["keys_schema"] == {"type": "str"}
+        ):
+            value = self.exact(schema["values_schema"])
+            return lambda v: (
+                type(v) is dict and all(type(k) is str for k in v) and all(map(value, v.values()))
+            )
+        if kind == "model":
+            return self.model(schema)
+        raise _Unsupported
+
+    def model(self, schema: dict[str, Any]) -> Check:
+        """:meth:`exact` for a model node whose validation is only type checks."""
+        fields = schema.get("schema") or {}
+        if (
+            not set(schema) <= _PURE_MODEL
+            or schema.get("root_model")
+            or not set(schema.get("config") or {}) <= _PURE_CONFIG
+            or fields.get("type") != "model-fields"
+            or fields.get("computed_fields")
+            or not set(fields) <= {"type", "fields", "model_name", "computed_fields", "ref"}
+            or not all(set(f) <= _PURE_FIELD for f in fields.get("fields", {}).values())
+        ):
+            raise _Unsupported
+        cls = schema["cls"]
+        declared = fields.get("fields", {})
+        types = tuple(_scalar(f["schema"]) for f in declared.values())
+        if all(types):  # the common nested model: a few plain scalars, compared at once
+            return lambda v: type(v) is cls and tuple(map(type, v.__dict__.values())) == types
+        checks = [(name, self.exact(f["schema"])) for name, f in declared.items()]
+        return lambda v: (
+            type(v) is cls and all(check(v.__dict__.get(name, _MISSING)) for name, check in checks)
+        )
+
+    def escaping(self, schema: Any) -> Check | None:
+        """A check of the instances inside a *validated* value that validation took as
+        they are; ``None`` if there are none."""
+        if not self.escapes(schema):
+            return None
+        schema = self.resolve(schema)
+        kind = schema.get("type")
+        if kind == "model":
+            config = schema.get("config") or {}
+            how = schema.get("revalidate_instances", config.get("revalidate_instances"))
+            if how != "always":
+                return self.exact(schema)  # taken as it is: every value must be exact
+            fields = schema.get("schema") or {}
+            if fields.get("type") != "model-fields" or schema.get("root_model"):
+                raise _Unsupported
+            checks = [
+                (name, check)
+                for name, field in fields.get("fields", {}).items()
+                if (check := self.escaping(field["schema"])) is not None
+            ]
+            if len(checks) == 1:  # the common case, without a loop
+                [(name, check)] = checks
+                return lambda v: check(v.__dict__.get(name))
+            return lambda v: all(check(v.__dict__.get(name)) for name, check in checks)
+        if kind == "nullable":
+            inner = self.escaping(schema["schema"])
+            return None if inner is None else lambda v: v is None or inner(v)
+        if kind == "default":
+            return self.escaping(schema["schema"])
+        if kind == "list":
+            item = self.escaping(schema["items_schema"])
+            return None if item is None else lambda v: all(map(item, v))
+        if kind == "dict" and not self.escapes(schema.get("keys_schema")):
+            value = self.escaping(schema["values_schema"])
+            return None if value is None else lambda v: all(map(value, v.values()))
+        raise _Unsupported  # unions, tuples, sets, functions… around such a model
+
+
+def _refs(schema: Any) -> set[str]:
+    found: set[str] = set()
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("type") == "definition-ref":
+                found.add(node["schema_ref"])
+            stack.extend(node.values())
+        elif isinstance(node, (list, tuple)):
+            stack.extend(node)
+    return found
+
+
+@dataclass(frozen=True)
+class SavePlan:
+    """How the save path validates a model again and what it scans its JSON text for."""
+
+    #: Returns a validated copy of an instance.
+    validate: Callable[[Any], Any]
+    checks: TextChecks
+    #: For a copy made by pydantic's own validator: whether the nested model
+    #: instances it took as they are hold exactly the validated types
+    #: (``None``: it took none). ``False`` sends the document to the full revalidation.
+    nested: Check | None = None
+
+
+_PLANS: weakref.WeakKeyDictionary[type[Any], tuple[Any, SavePlan]] = weakref.WeakKeyDictionary()
+
+
+def save_plan(model: type[Any]) -> SavePlan:
+    """The :class:`SavePlan` of a ``Document`` class (built once, again after a rebuild).
+
+    pydantic's own validator, with a check of the nested model instances it
+    takes as they are when there are some and they can be checked; otherwise
+    :func:`doqu._document.revalidator`'s, which validates those too.
+    """
+    validator = model.__pydantic_validator__
+    known = _PLANS.get(model)
+    if known is not None and known[0] is validator:
+        return known[1]
+    schema = model.__pydantic_core_schema__
+    try:
+        shape = _Walker().shape(schema, top=True)
+    except (KeyError, TypeError, AttributeError):
+        shape = None
+    if shape is None:
+        checks = ALL_CHECKS
+    else:
+        checks = TextChecks(
+            big_ints=shape.ints, non_finite=shape.floats, nesting=shape.depth > MAX_NESTING
+        )
+    try:
+        builder = _Checks(schema)
+        plan = SavePlan(validator.validate_python, checks, builder.escaping(builder.top))
+    except (_Unsupported, KeyError, TypeError, AttributeError):
+        plan = SavePlan(revalidator(model), checks)
+    _PLANS[model] = (validator, plan)
+    return plan
