@@ -12,7 +12,6 @@ nested models…) gets every scan, as before.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -384,9 +383,6 @@ class SavePlan:
     nested: Check | None = None
 
 
-_PLANS: weakref.WeakKeyDictionary[type[Any], tuple[Any, SavePlan]] = weakref.WeakKeyDictionary()
-
-
 def save_plan(model: type[Any]) -> SavePlan:
     """The :class:`SavePlan` of a ``Document`` class (built once, again after a rebuild).
 
@@ -395,9 +391,9 @@ def save_plan(model: type[Any]) -> SavePlan:
     :func:`doqu._document.revalidator`'s, which validates those too.
     """
     validator = model.__pydantic_validator__
-    known = _PLANS.get(model)
+    known = model.__dict__.get("__doqu_plan__")  # the model's own, not a base class's
     if known is not None and known[0] is validator:
-        return known[1]
+        return known[1]  # type: ignore[no-any-return]
     schema = model.__pydantic_core_schema__
     try:
         shape = _Walker().shape(schema, top=True)
@@ -414,5 +410,5 @@ def save_plan(model: type[Any]) -> SavePlan:
         plan = SavePlan(validator.validate_python, checks, builder.escaping(builder.top))
     except (_Unsupported, KeyError, TypeError, AttributeError):
         plan = SavePlan(revalidator(model), checks)
-    _PLANS[model] = (validator, plan)
+    type.__setattr__(model, "__doqu_plan__", (validator, plan))
     return plan

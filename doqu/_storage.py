@@ -94,6 +94,15 @@ def _clean(raw: bytes) -> bool:
     return _plain_text(raw) and _shallow(raw)
 
 
+def _clean_one(raw: bytes, checks: TextChecks) -> bool:
+    """:func:`_clean_batch` for one text."""
+    if checks.big_ints and b"0000000000000000000" in raw.translate(_DIGITS):
+        return False
+    if checks.non_finite and (b"NaN" in raw or b"Infinity" in raw):
+        return False
+    return not checks.nesting or _shallow(raw)
+
+
 def _clean_batch(raws: Sequence[bytes], checks: TextChecks) -> bool:
     """:func:`_clean` for every text of a batch, scanning only for what *checks* names."""
     if checks.big_ints or checks.non_finite:
@@ -346,9 +355,9 @@ class Storage(ABC):
             return {"pk": pk, **data}
         try:
             if isinstance(data, (str, bytes)):
-                doc = model.model_validate_json(data)
+                doc = model.__pydantic_validator__.validate_json(data)
             else:
-                doc = model.model_validate(data)
+                doc = model.__pydantic_validator__.validate_python(data)
         except ValidationError as exc:
             raise CorruptDocument(coll.name, pk, exc) from exc
         doc.__dict__["pk"] = pk
@@ -464,7 +473,7 @@ class Storage(ABC):
                 raw = cls.__pydantic_serializer__.to_json(copy)
             except PydanticSerializationError:
                 return None
-            if not _clean_batch((raw,), ALL_CHECKS if extra else plan.checks):
+            if not _clean_one(raw, ALL_CHECKS if extra else plan.checks):
                 return None
             pk = doc.pk
             return [(new_pk() if pk is None else check_pk(pk), raw.decode())]
