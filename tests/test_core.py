@@ -3,6 +3,7 @@ packaging and thread safety (on ``memory://``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import re
@@ -14,7 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    RootModel,
+    ValidationError,
+    field_validator,
+)
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 import doqu
 from doqu import ConfigError, Document, Q, QueryError, _registry
@@ -322,6 +332,92 @@ def test_skipped_scans_still_refuse(url: str, tmp_path: Path) -> None:
         db.save(Forest(tree=Tree.model_validate(_nested_tree(28))))
         assert [db.query(m).count() for m in (Bounded, Typed, Bumped, Forest)] == [1, 1, 0, 1]
         assert db.query(Bounded).first().words == ["NaN", "Infinity", "1" * 30]  # type: ignore[union-attr]
+    finally:
+        db.close()
+
+
+class Shouting(BaseModel):
+    """A nested model with a validator, a frozen config and a private attribute."""
+
+    model_config = ConfigDict(frozen=True)
+    word: str
+    _seen: int = PrivateAttr(default=0)
+
+    @field_validator("word")
+    @classmethod
+    def _upper(cls, word: str) -> str:
+        return word.upper()
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._seen = len(self.word)
+
+
+class Names(RootModel[list[str]]):
+    """A nested root model."""
+
+
+@dataclasses.dataclass
+class Point:
+    """A nested standard dataclass."""
+
+    x: int
+    y: int = 0
+
+
+@pydantic_dataclass
+class Box:
+    """A nested pydantic dataclass holding a model."""
+
+    corner: Point
+    label: Shouting | None = None
+
+
+class Mixed(Document):
+    """Nested models only a full revalidation can check."""
+
+    shout: Shouting
+    names: Names = Names([])
+    box: Box | None = None
+    tree: Tree = Tree()
+
+
+@pytest.mark.parametrize("url", ["memory://", "sqlite://"])
+def test_full_revalidation_of_nested_values(url: str) -> None:
+    from doqu._shape import save_plan
+
+    assert save_plan(Mixed).validate != Mixed.__pydantic_validator__.validate_python
+    db = doqu.connect(url)
+    try:
+        doc = Mixed(
+            shout=Shouting(word="hi"),
+            names=Names(["a"]),
+            box=Box(corner=Point(1, 2), label=Shouting(word="box")),
+            tree=Tree(kids=[Tree()]),
+        )
+        pk = db.save(doc)
+        back = db.get(Mixed, pk)
+        assert back.model_dump() == doc.model_dump()
+        assert back.shout.word == "HI" and back.shout._seen == 2
+        spoilers = [
+            lambda m: object.__setattr__(m.shout, "word", 5),
+            lambda m: m.names.root.append(7),
+            lambda m: setattr(m.box.corner, "x", "left"),
+            lambda m: object.__setattr__(m.box.label, "word", None),
+            lambda m: m.tree.kids[0].kids.append("leaf"),
+        ]
+        for spoil in spoilers:
+            bad = doc.model_copy(deep=True)
+            spoil(bad)
+            with pytest.raises(ValidationError):
+                db.save_many([doc.model_copy(deep=True), bad])
+        assert db.query(Mixed).count() == 1
+        # What the full revalidation gives is what is stored: validators run again.
+        fixed = doc.model_copy(deep=True)
+        object.__setattr__(fixed.shout, "word", "quiet")
+        fixed.box.corner.y = 3  # type: ignore[union-attr]
+        db.save(fixed)
+        again = db.get(Mixed, fixed.pk or "")
+        assert again.shout.word == "QUIET" and again.box.corner == Point(1, 3)  # type: ignore[union-attr]
     finally:
         db.close()
 
