@@ -1,4 +1,5 @@
-"""What a model's JSON text can hold, read once from its pydantic core schema.
+"""How the save path validates a model again and checks its JSON text, read once
+from the model's pydantic core schema (:func:`save_plan`).
 
 The fast save path checks pydantic's JSON text of each document with cheap byte
 scans instead of walking the values with :func:`doqu._json.check_json`. Those
@@ -7,7 +8,11 @@ beyond 64 bits) only where an ``int`` can appear, ``NaN``/``Infinity`` only
 where a ``float`` can, and too-deep nesting only where the types do not bound
 it. A model whose schema this module cannot vouch for (validators or
 serializers that may return anything, ``Any``, recursive or extra-allowing
-nested models…) gets every scan, as before.
+nested models…) gets every scan.
+
+Validating a ``Document`` again leaves the nested model instances pydantic
+takes as they are; the plan checks those for exact types when their
+validation is only type checks, and otherwise validates them in full.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from ._json import INT_MAX, INT_MIN, MAX_NESTING
 
 __all__ = ["ALL_CHECKS", "SavePlan", "TextChecks", "save_plan"]
 
-# Core-schema types whose JSON is a string or a bool (no number, no null, no nesting).
+# Core-schema types whose JSON is a string or a bool (no number, no nesting).
 _PLAIN_LEAVES = frozenset(("str", "bool", "date", "datetime", "time", "timedelta", "uuid", "url"))
 _SEQUENCES = frozenset({"list", "set", "frozenset"})
 _EMPTY_FACTORIES: tuple[Any, ...] = (list, dict, set, frozenset, tuple)
@@ -45,14 +50,12 @@ class _Shape:
     depth: int  # containers nested, the value's own included
     ints: bool = False  # may hold an int outside the 64-bit range
     floats: bool = False  # may hold a float (so NaN or Infinity)
-    nulls: bool = False  # may hold null
 
     def nest(self) -> _Shape:
-        return _Shape(self.depth + 1, self.ints, self.floats, self.nulls)
+        return _Shape(self.depth + 1, self.ints, self.floats)
 
 
 _LEAF = _Shape(0)
-_NULL = _Shape(0, nulls=True)
 
 
 def _join(shapes: list[_Shape | None]) -> _Shape | None:
@@ -63,7 +66,6 @@ def _join(shapes: list[_Shape | None]) -> _Shape | None:
         max((s.depth for s in known), default=0),
         any(s.ints for s in known),
         any(s.floats for s in known),
-        any(s.nulls for s in known),
     )
 
 
@@ -71,9 +73,7 @@ def _value_shape(value: Any, depth: int = 0) -> _Shape | None:
     """The shape of a constant (a default, a literal), ``None`` if it is not plain JSON."""
     if depth > MAX_NESTING:
         return None
-    if value is None:
-        return _NULL
-    if isinstance(value, (bool, str)):
+    if value is None or isinstance(value, (bool, str)):
         return _LEAF
     if isinstance(value, int):
         return _Shape(0, ints=not INT_MIN <= value <= INT_MAX)
@@ -128,9 +128,9 @@ class _Walker:
         if kind == "enum":
             return _join([_value_shape(m.value) for m in schema.get("members", ())])
         if kind == "none":
-            return _NULL
+            return _LEAF
         if kind == "nullable":
-            return _join([_NULL, self.shape(schema["schema"])])
+            return self.shape(schema["schema"])
         if kind == "default":
             return self._default(schema)
         if kind in _SEQUENCES:

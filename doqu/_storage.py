@@ -540,12 +540,15 @@ class Storage(ABC):
             model = type(docs[0])
             if all(type(d) is model for d in docs):  # one model: the common case
                 one = self._coll(model)[0]
+                # A big batch is built and dropped with the collector paused: its rows
+                # are freed before it runs again, so it never traverses them.
                 with paused_gc() if len(docs) > _BIG_BATCH else contextlib.nullcontext():
                     rows = self._encode_docs(docs, text=self.stores_text)
                     (self._put_text if self.stores_text else self._put)(one, rows)
-                pks = [pk for pk, _ in rows]
-                for doc, pk in zip(docs, pks):
-                    doc.__dict__["pk"] = pk
+                    pks = [pk for pk, _ in rows]
+                    del rows
+                    for doc, pk in zip(docs, pks):
+                        doc.__dict__["pk"] = pk
                 return pks
         infos: list[CollectionInfo] = []
         last: Any = None
