@@ -677,3 +677,59 @@ def test_a_killed_connection_is_replaced(sql: SQLStorage) -> None:
     assert sql.get("kill", "a") == {"pk": "a"}
     sql.save({"pk": "b"}, collection="kill")
     assert sql.query("kill").count() == 2
+
+
+class _LosesCommit:
+    """A DB-API connection whose next ``COMMIT`` is applied, then reported as a lost
+    connection (the reply never arrived), or fails before it is sent."""
+
+    def __init__(self, real: Any, *, applied: bool) -> None:
+        self._real = real
+        self.applied = applied
+        self.armed = True
+
+    def cursor(self) -> Any:
+        outer = self
+        real = self._real.cursor()
+
+        class Cursor:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(real, name)
+
+            def execute(self, sql: str, *args: Any) -> Any:
+                if sql == "COMMIT" and outer.armed:
+                    outer.armed = False
+                    if outer.applied:
+                        real.execute(sql, *args)
+                    raise sqlite3.OperationalError("server closed the connection unexpectedly")
+                return real.execute(sql, *args)
+
+        return Cursor()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+@pytest.mark.parametrize("applied", [True, False])
+def test_a_connection_lost_during_commit_is_never_rerun(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, applied: bool
+) -> None:
+    """Losing the connection during ``COMMIT`` leaves the outcome unknown: doqu raises
+    ``StorageError`` saying so instead of running the transaction again (an increment
+    must not count twice); the store holds the write exactly once or not at all."""
+    db = doqu.connect(f"sqlite:///{tmp_path}/c.db")
+    assert isinstance(db, SQLStorage)
+    try:
+        counter = db.dict("counter")
+        counter.increment("n")
+        lossy = _LosesCommit(db._conn(), applied=applied)
+        real_conn = db._conn
+        monkeypatch.setattr(db, "_conn", lambda: lossy if lossy.armed else real_conn())
+        monkeypatch.setattr(db._engine.dialect, "is_disconnect", lambda *a: True)
+        with pytest.raises(StorageError, match="may or may not have been applied"):
+            counter.increment("n")
+        monkeypatch.undo()
+        assert db.dict("counter")["n"] == (2 if applied else 1)
+        assert counter.increment("n") == (3 if applied else 2)
+    finally:
+        db.close()

@@ -251,7 +251,11 @@ class SQLStorage(Storage):
         """Run *fn(cursor)* in one transaction (SQLite: ``BEGIN IMMEDIATE``).
 
         A transaction the database aborted as a deadlock victim or for a
-        serialization failure is rerun (a few times, with jittered backoff).
+        serialization failure is rerun (a few times, with jittered backoff), and
+        so is one that lost its connection before ``COMMIT`` was sent (once, on
+        a new connection). A connection lost *during* ``COMMIT`` leaves the
+        outcome unknown: that raises ``StorageError`` saying so, and nothing is
+        run twice (an increment applied and then rerun would count twice).
         """
         begin = _BEGIN.get(self.dialect, "START TRANSACTION")
         reconnected = False
@@ -260,9 +264,11 @@ class SQLStorage(Storage):
             conn = self._conn()
             with self._tx_lock:
                 cur = conn.cursor()
+                committing = False
                 try:
                     cur.execute(begin)
                     result = fn(cur)
+                    committing = True
                     cur.execute("COMMIT")
                     return result
                 except BaseException as exc:
@@ -275,11 +281,14 @@ class SQLStorage(Storage):
                         time.sleep(random.uniform(0, 0.002 * 2**conflicts))
                         continue
                     err = self._wrap(exc, what)
-                    if (
-                        not reconnected
-                        and not isinstance(err, DuplicateKey)
-                        and getattr(self._local, "fairy", None) is None
-                    ):
+                    lost = getattr(self._local, "fairy", None) is None
+                    if lost and committing:
+                        raise StorageError(
+                            f"{what}: the connection to {self._shown_url()} was lost while"
+                            " committing; the write may or may not have been applied"
+                            f" ({exc})"
+                        ) from exc
+                    if lost and not reconnected and not isinstance(err, DuplicateKey):
                         reconnected = True
                         continue
                     raise err from exc
