@@ -21,10 +21,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._document import as_is_nodes, revalidator
+from ._document import Document, as_is_nodes, revalidator
 from ._json import INT_MAX, INT_MIN, MAX_NESTING
 
-__all__ = ["ALL_CHECKS", "SavePlan", "TextChecks", "save_plan"]
+__all__ = ["ALL_CHECKS", "SavePlan", "TextChecks", "plan_of", "save_plan"]
 
 # Core-schema types whose JSON is a string or a bool (no number, no nesting).
 _PLAIN_LEAVES = frozenset(("str", "bool", "date", "datetime", "time", "timedelta", "uuid", "url"))
@@ -381,6 +381,19 @@ class SavePlan:
     #: instances it took as they are hold exactly the validated types
     #: (``None``: it took none). ``False`` sends the document to the full revalidation.
     nested: Check | None = None
+    #: No declared field is stored under MongoDB's reserved ``_id``.
+    plain_keys: bool = True
+
+
+def plan_of(cls: type[Any]) -> SavePlan | None:
+    """:func:`save_plan` of *cls* if it is a ``Document`` class, else ``None``.
+
+    Cheap once the plan is made: one look in the class's own ``__dict__``.
+    """
+    known = cls.__dict__.get("__doqu_plan__")
+    if known is not None and known[0] is cls.__pydantic_validator__:
+        return known[1]  # type: ignore[no-any-return]
+    return save_plan(cls) if issubclass(cls, Document) else None
 
 
 def save_plan(model: type[Any]) -> SavePlan:
@@ -405,10 +418,13 @@ def save_plan(model: type[Any]) -> SavePlan:
         checks = TextChecks(
             big_ints=shape.ints, non_finite=shape.floats, nesting=shape.depth > MAX_NESTING
         )
+    fields = model.model_fields.items()
+    plain = all("_id" not in (name, f.alias, f.serialization_alias) for name, f in fields)
     try:
         builder = _Checks(schema)
-        plan = SavePlan(validator.validate_python, checks, builder.escaping(builder.top))
+        nested = builder.escaping(builder.top)
+        plan = SavePlan(validator.validate_python, checks, nested, plain)
     except (_Unsupported, KeyError, TypeError, AttributeError):
-        plan = SavePlan(revalidator(model), checks)
+        plan = SavePlan(revalidator(model), checks, None, plain)
     type.__setattr__(model, "__doqu_plan__", (validator, plan))
     return plan

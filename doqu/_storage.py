@@ -11,7 +11,6 @@ a backend overrides a default only when it can do better natively.
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
 import hashlib
 import json
@@ -36,7 +35,7 @@ from ._errors import (
 from ._evaluator import apply_update, canonical, resolve
 from ._json import MAX_NESTING, check_json, encode_document, json_equal
 from ._pk import new_pk, new_pks
-from ._shape import ALL_CHECKS, TextChecks, save_plan
+from ._shape import ALL_CHECKS, TextChecks, plan_of, save_plan
 from ._tree import And, Cond, Node, Path, UpdateOp, make_cond, parse_collection_name
 
 if TYPE_CHECKING:
@@ -59,13 +58,6 @@ _BIG_BATCH = 256
 
 def _unset(_: Any) -> Any:
     raise AssertionError("not a model")
-
-
-@functools.cache
-def _plain_keys(model: type[Document]) -> bool:
-    """Whether no declared field of *model* can be stored under the reserved ``_id``."""
-    fields = model.model_fields.items()
-    return all("_id" not in (name, f.alias, f.serialization_alias) for name, f in fields)
 
 
 def _plain_text(raw: bytes) -> bool:
@@ -404,7 +396,7 @@ class Storage(ABC):
                 if issubclass(cls, Document):
                     plan = save_plan(cls)
                     validate, nested = plan.validate, plan.nested
-                    to_json = cls.__pydantic_serializer__.to_json if _plain_keys(cls) else _unset
+                    to_json = cls.__pydantic_serializer__.to_json if plan.plain_keys else _unset
                 model = cls
             if validate is not _unset and isinstance(doc, Document):
                 extra = doc.__pydantic_extra__
@@ -459,13 +451,15 @@ class Storage(ABC):
         """
         if not docs:
             return []
-        cls = type(docs[0])
-        if len(docs) == 1 and text and issubclass(cls, Document) and _plain_keys(cls):
+        cls: Any = type(docs[0])
+        plan = plan_of(cls) if text else None
+        if plan is None or not plan.plain_keys:
+            return None
+        if len(docs) == 1:
             doc: Any = docs[0]  # one document (save()): no batch bookkeeping
             extra = doc.__pydantic_extra__
             if extra and "_id" in extra:
                 return None
-            plan = save_plan(cls)
             copy = plan.validate(doc)
             if plan.nested is not None and not plan.nested(copy):
                 return None
@@ -477,15 +471,9 @@ class Storage(ABC):
                 return None
             pk = doc.pk
             return [(new_pk() if pk is None else check_pk(pk), raw.decode())]
-        if not (
-            text
-            and issubclass(cls, Document)
-            and _plain_keys(cls)
-            and all(type(d) is cls for d in docs)
-        ):
+        if not all(type(d) is cls for d in docs):
             return None
         models: Sequence[Any] = docs
-        plan = save_plan(cls)
         if any(d.__pydantic_extra__ for d in models):
             return None  # the general path looks at each document's extras
         validate, nested = plan.validate, plan.nested
