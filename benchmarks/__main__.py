@@ -32,7 +32,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--json", metavar="PATH", help="write every case and its ratio here")
     p.add_argument("--n", type=int, help="documents per case (overrides --quick's and the default)")
-    p.add_argument("--rounds", type=int, help="measured rounds per case (default 5, quick 3)")
+    p.add_argument("--rounds", type=int, help="measured rounds per case (default 7, quick 3)")
     p.add_argument("--mongo-url", default=os.environ.get("DOQU_BENCH_MONGO_URL"))
     p.add_argument("--pg-url", default=os.environ.get("DOQU_BENCH_PG_URL"))
     p.add_argument("--mysql-url", default=os.environ.get("DOQU_BENCH_MYSQL_URL"))
@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = Config(
         n=n,
         quick=args.quick,
-        rounds=args.rounds or (3 if args.quick else 5),
+        rounds=args.rounds or (3 if args.quick else 7),
         mongo_url=args.mongo_url,
         pg_url=args.pg_url,
         mysql_url=args.mysql_url,
