@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from ._document import CollectionInfo, Document, revalidator
 from ._errors import ConfigError, CorruptDocument, InvalidDocument
 from ._json import INT_MAX, INT_MIN, MAX_NESTING, MISSING, check_json
+from ._shape import save_plan
 from ._storage import MAX_PK_LENGTH, QuerySpec, _check_stored_keys, check_pk
 
 if TYPE_CHECKING:
@@ -307,7 +308,11 @@ class _ModelCodec:
             raise TypeError(
                 f"this view holds {self.model.__name__} instances, not {type(value).__name__}"
             )
-        data = revalidator(type(value))(value).model_dump(mode="json")
+        plan = save_plan(type(value))
+        copy = plan.validate(value)
+        if plan.nested is not None and not plan.nested(copy):
+            copy = revalidator(type(value))(value)  # names what is wrong, or validates
+        data = copy.model_dump(mode="json")
         _check_stored_keys(data)
         check_json(data, where=f"{self.model.__name__} document")
         return data

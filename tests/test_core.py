@@ -4,6 +4,7 @@ packaging and thread safety (on ``memory://``)."""
 from __future__ import annotations
 
 import dataclasses
+import enum
 import itertools
 import os
 import re
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -420,6 +423,103 @@ def test_full_revalidation_of_nested_values(url: str) -> None:
         assert again.shout.word == "QUIET" and again.box.corner == Point(1, 3)  # type: ignore[union-attr]
     finally:
         db.close()
+
+
+class Leg(BaseModel):
+    """Plain types only: the save plan checks exact types instead of validating again."""
+
+    km: float
+    stops: int = 0
+    name: str | None = None
+    tags: list[str] = []
+    marks: dict[str, bool] = {}
+
+
+class Route(Document):
+    first: Leg
+    legs: list[Leg] = []  # noqa: RUF012
+    by_day: dict[str, Leg] = {}  # noqa: RUF012
+    spare: Leg | None = None
+
+
+class _Level(enum.IntEnum):
+    ONE = 1
+
+
+class _Text(str):
+    pass
+
+
+_ODD_VALUES = st.sampled_from(
+    [
+        0,
+        1,
+        -7,
+        2**70,
+        1.5,
+        0.0,
+        float("nan"),
+        True,
+        False,
+        "",
+        "x",
+        _Text("t"),
+        _Level.ONE,
+        None,
+        [],
+        ["a"],
+        ["a", 1],
+        [None],
+        {},
+        {"a": True},
+        {"a": 1},
+        {"a": None},
+        {1: True},
+        ("a",),
+        b"b",
+    ]
+)
+_LEG_FIELDS = st.sampled_from(["km", "stops", "name", "tags", "marks"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    spoils=st.lists(
+        st.tuples(st.sampled_from(["first", "legs", "by_day", "spare"]), _LEG_FIELDS, _ODD_VALUES),
+        max_size=3,
+    )
+)
+def test_the_exact_type_check_stands_for_validating_again(
+    spoils: list[tuple[str, str, Any]],
+) -> None:
+    """Whenever the save plan's check of nested instances passes, validating them again
+    in full succeeds and gives the very same JSON (when it fails, the save path hands
+    the document to the full revalidation)."""
+    from doqu._document import revalidator
+    from doqu._shape import save_plan
+
+    route = Route(
+        first=Leg(km=1.5, tags=["a"], marks={"m": True}),
+        legs=[Leg(km=2, stops=3)],
+        by_day={"mon": Leg(km=0.5, name="n")},
+        spare=Leg(km=9),
+    )
+    for where, field, value in spoils:
+        leg = {
+            "first": route.first,
+            "legs": route.legs[0],
+            "by_day": route.by_day["mon"],
+            "spare": route.spare,
+        }[where]
+        object.__setattr__(leg, field, value)
+    plan = save_plan(Route)
+    assert plan.nested is not None and plan.validate == Route.__pydantic_validator__.validate_python
+    copy = plan.validate(route)
+    to_json = Route.__pydantic_serializer__.to_json
+    if plan.nested(copy):
+        assert to_json(revalidator(Route)(route)) == to_json(copy)
+    else:
+        assert spoils  # an untouched document always passes the check
 
 
 def _nested_tree(levels: int) -> dict[str, Any]:
