@@ -125,12 +125,18 @@ class _Model:
     def __repr__(self) -> str:
         return self.cls.__name__
 
-    def __call__(self, value: Any) -> Any:
+    def validator(self) -> Callable[[Any], Any]:
+        """The validator of the class's own fields (built on first use: a recursive
+        model refers to itself)."""
         validate = self._validate
-        if validate is None:  # built on first use: a recursive model refers to itself
+        if validate is None:
             validate = self._validate = _compile(
                 self._schema, self._definitions, self._config
             ).validate_python
+        return validate
+
+    def __call__(self, value: Any) -> Any:
+        validate = self._validate or self.validator()
         cls: Any = self.cls
         if self.root:
             root = validate(value.root if isinstance(value, cls) else value)
@@ -162,11 +168,7 @@ class _Dataclass(_Model):
         self.post_init_dc = bool(node.get("post_init"))
 
     def __call__(self, value: Any) -> Any:
-        validate = self._validate
-        if validate is None:
-            validate = self._validate = _compile(
-                self._schema, self._definitions, self._config
-            ).validate_python
+        validate = self._validate or self.validator()
         cls: Any = self.cls
         if isinstance(value, cls):
             value = {name: getattr(value, name) for name in self.fields}
