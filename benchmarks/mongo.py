@@ -130,21 +130,27 @@ def doqu_codec() -> tuple[Encode, Decode, str]:
     """doqu's model ↔ MongoDB document path, as the MongoDB backend runs it.
 
     Returns ``(encode, decode, where)``, *where* naming the functions used. To
-    write, the core validates the model again and serializes it to checked
-    JSON text (``Storage._encode_docs``), which the backend parses once into
-    the stored form (``mongodb._mongo_from_text``: keys sorted, ``_id`` first);
-    to read, ``_from_mongo`` then ``Storage._load`` (``model_validate``).
-    Private functions, on purpose: this case isolates the CPU cost that
-    ``save_many``/``where`` pay per document.
+    write, the core validates the model again and, for a model of plain types
+    like this one, builds the stored form straight from it (``Storage._sorted_rows``:
+    values checked, keys sorted; the backend puts ``_id`` first); other models
+    are serialized to checked JSON text (``Storage._encode_docs``) that the
+    backend parses once (``mongodb._mongo_from_text``). To read, ``_from_mongo``
+    then ``Storage._load`` (pydantic's validator). Private functions, on
+    purpose: this case isolates the CPU cost that ``save_many``/``where`` pay
+    per document.
     """
     from doqu.ext import mongodb
 
     storage = doqu.connect("memory://")
-    encode_docs, load = storage._encode_docs, storage._load
+    encode_docs, sorted_rows, load = storage._encode_docs, storage._sorted_rows, storage._load
     info = Person.__doqu_collection__
     from_text, from_mongo = mongodb._mongo_from_text, mongodb._from_mongo
 
     def encode(doc: Any) -> dict[str, Any]:
+        rows = sorted_rows([doc])
+        if rows is not None:
+            pk, data = rows[0]
+            return {"_id": pk, **data}
         pk, text = encode_docs([doc], text=True)[0]
         return from_text(pk, text)
 
@@ -152,7 +158,10 @@ def doqu_codec() -> tuple[Encode, Decode, str]:
         pk, data = from_mongo(raw)
         return load(Person, info, pk, data)
 
-    where = "Storage._encode_docs + mongodb._mongo_from_text / mongodb._from_mongo + Storage._load"
+    where = (
+        "Storage._sorted_rows (else _encode_docs + mongodb._mongo_from_text)"
+        " / mongodb._from_mongo + Storage._load"
+    )
     return encode, decode, where
 
 

@@ -370,6 +370,184 @@ def _refs(schema: Any) -> set[str]:
     return found
 
 
+# -------------------------------------------------------- MongoDB's stored form
+# For models of plain types, the data MongoDB stores (object keys sorted, values
+# checked as the JSON text path checks them) is built straight from the validated
+# copy, without writing and parsing JSON. Every value must have exactly its
+# declared type; anything else (and anything large) makes the converter give up
+# and the document takes the JSON text path, which decides.
+Convert = Callable[[Any], Any]
+_MAX_STR = 1024  # characters of one string on this path
+_MAX_ITEMS = 256  # items of one list or object on this path
+_MAX_STORED = 8 * 1024 * 1024  # the largest document these bounds may allow (16 MiB: BSON's)
+_TOP_CONFIG = _PURE_CONFIG | {"ser_json_inf_nan"}
+
+
+class _GiveUp(Exception):
+    """A value the stored-form converter does not vouch for."""
+
+
+def _good_key(key: str) -> bool:
+    return not (key.startswith("$") or "." in key or "\x00" in key or key == "_id")
+
+
+def _str(v: Any) -> Any:
+    if type(v) is not str or len(v) > _MAX_STR:
+        raise _GiveUp
+    if not v.isascii():
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _GiveUp from None
+    return v
+
+
+def _int(v: Any) -> Any:
+    if type(v) is not int or not INT_MIN <= v <= INT_MAX:
+        raise _GiveUp
+    return v
+
+
+def _float(v: Any) -> Any:
+    if type(v) is not float or v - v != 0.0:  # NaN and the infinities fail this
+        raise _GiveUp
+    return v
+
+
+def _bool(v: Any) -> Any:
+    if type(v) is not bool:
+        raise _GiveUp
+    return v
+
+
+_LEAF_CONVERTERS: dict[str, tuple[Convert, int]] = {
+    "str": (_str, 4 * _MAX_STR + 8),
+    "int": (_int, 16),
+    "float": (_float, 16),
+    "bool": (_bool, 8),
+}
+
+
+class _Converters(_Checks):
+    """Builds a model's stored-form converter and bounds the size of what it makes."""
+
+    def convert(self, schema: Any) -> tuple[Convert, int]:
+        """The converter of values of *schema* and the most bytes one can take."""
+        if isinstance(schema, dict) and schema.get("type") == "definition-ref":
+            ref = schema["schema_ref"]
+            target = self.resolve(schema)  # a recursive type raises _Unsupported
+            self.active.add(ref)
+            try:
+                return self.convert(target)
+            finally:
+                self.active.discard(ref)
+        if not isinstance(schema, dict):
+            raise _Unsupported
+        kind = schema.get("type")
+        rest = set(schema) - {"type", "ref", "metadata"}
+        if kind in _LEAF_CONVERTERS and not rest:
+            return _LEAF_CONVERTERS[kind]
+        if kind == "nullable" and rest == {"schema"}:
+            inner, size = self.convert(schema["schema"])
+            return (lambda v: None if v is None else inner(v)), size
+        if kind == "default" and rest <= {"schema", "default", "default_factory"}:
+            return self.convert(schema["schema"])
+        if kind == "list" and rest == {"items_schema"}:
+            item, size = self.convert(schema["items_schema"])
+
+            def convert_list(v: Any) -> Any:
+                if type(v) is not list or len(v) > _MAX_ITEMS:
+                    raise _GiveUp
+                return [item(x) for x in v]
+
+            return convert_list, _MAX_ITEMS * (size + 8) + 8
+        if (
+            kind == "dict"
+            and rest == {"keys_schema", "values_schema"}
+            and schema["keys_schema"] == {"type": "str"}
+        ):
+            value, size = self.convert(schema["values_schema"])
+
+            def convert_dict(v: Any) -> Any:
+                if type(v) is not dict or len(v) > _MAX_ITEMS:
+                    raise _GiveUp
+                keys = sorted(v)  # a non-str key fails to sort with the others or below
+                if not all(type(k) is str and len(k) <= _MAX_STR and _good_key(k) for k in keys):
+                    raise _GiveUp
+                return {k: value(v[k]) for k in keys}
+
+            return convert_dict, _MAX_ITEMS * (4 * _MAX_STR + size + 8) + 8
+        if kind == "model":
+            return self.model_form(schema, _PURE_CONFIG)
+        raise _Unsupported
+
+    def model_form(
+        self, schema: dict[str, Any], config_keys: frozenset[str]
+    ) -> tuple[Convert, int]:
+        fields = schema.get("schema") or {}
+        config = schema.get("config") or {}
+        if (
+            not set(schema) <= _PURE_MODEL
+            or schema.get("root_model")
+            or not set(config) <= config_keys
+            or fields.get("type") != "model-fields"
+            or fields.get("computed_fields")
+            or not set(fields) <= {"type", "fields", "model_name", "computed_fields", "ref"}
+        ):
+            raise _Unsupported
+        top = config_keys is _TOP_CONFIG
+        if not top and config.get("extra_fields_behavior") == "allow":
+            raise _Unsupported  # nested extras: the text path
+        cls = schema["cls"]
+        parts: list[tuple[str, Convert]] = []
+        total = 8
+        for name, field in sorted(fields.get("fields", {}).items()):
+            if not set(field) <= _PURE_FIELD | {"serialization_exclude"}:
+                raise _Unsupported
+            if field.get("serialization_exclude"):
+                continue
+            if "serialization_alias" in field or not _good_key(name):
+                raise _Unsupported
+            convert, size = self.convert(field["schema"])
+            parts.append((name, convert))
+            total += len(name) + 2 + size
+        names = tuple(name for name, _ in parts)
+        converters = tuple(convert for _, convert in parts)
+
+        def convert_model(v: Any) -> Any:
+            if type(v) is not cls:
+                raise _GiveUp
+            d = v.__dict__
+            return dict(zip(names, [c(d[n]) for n, c in zip(names, converters)]))
+
+        return convert_model, total
+
+
+def _stored_form(schema: Any) -> Convert | None:
+    """The converter of a ``Document``'s validated copy to MongoDB's stored data, if
+    the model's types allow one (``None`` otherwise)."""
+    try:
+        builder = _Converters(schema)
+        top = builder.top
+        if not isinstance(top, dict) or top.get("type") != "model":
+            return None
+        convert, size = builder.model_form(top, _TOP_CONFIG)
+    except (_Unsupported, KeyError, TypeError, AttributeError):
+        return None
+    if size > _MAX_STORED:
+        return None
+
+    def stored(copy: Any) -> Any:
+        if copy.__pydantic_extra__:
+            return None
+        try:
+            return convert(copy)
+        except (_GiveUp, KeyError, TypeError):
+            return None
+
+    return stored
+
+
 @dataclass(frozen=True)
 class SavePlan:
     """How the save path validates a model again and what it scans its JSON text for."""
@@ -383,6 +561,10 @@ class SavePlan:
     nested: Check | None = None
     #: No declared field is stored under MongoDB's reserved ``_id``.
     plain_keys: bool = True
+    #: A validated copy (of exact types) as MongoDB's stored data, object keys
+    #: sorted; it returns ``None`` for a document the JSON text path must take.
+    #: ``None`` when the model's types do not allow it.
+    stored_form: Convert | None = None
 
 
 def plan_of(cls: type[Any]) -> SavePlan | None:
@@ -423,7 +605,7 @@ def save_plan(model: type[Any]) -> SavePlan:
     try:
         builder = _Checks(schema)
         nested = builder.escaping(builder.top)
-        plan = SavePlan(validator.validate_python, checks, nested, plain)
+        plan = SavePlan(validator.validate_python, checks, nested, plain, _stored_form(schema))
     except (_Unsupported, KeyError, TypeError, AttributeError):
         plan = SavePlan(revalidator(model), checks, None, plain)
     type.__setattr__(model, "__doqu_plan__", (validator, plan))

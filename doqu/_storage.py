@@ -167,6 +167,9 @@ class Storage(ABC):
     persistent: ClassVar[bool] = True
     #: ``save`` hands documents to :meth:`_put_text` as JSON text, not to ``_put``.
     stores_text: ClassVar[bool] = False
+    #: ``save`` may hand documents of plain-typed models to :meth:`_put_sorted` as
+    #: data with object keys sorted and MongoDB's key rules checked.
+    stores_sorted: ClassVar[bool] = False
 
     def __init__(self, url: str, **options: Any) -> None:
         self.url = url
@@ -254,6 +257,34 @@ class Storage(ABC):
         that stores text skips building and re-encoding dicts.
         """
         self._put(coll, [(pk, json.loads(text)) for pk, text in rows])
+
+    def _put_sorted(self, coll: CollectionInfo, rows: Sequence[Row]) -> None:
+        """``_put`` with each document as checked data, object keys sorted.
+
+        Called instead of ``_put_text`` when :attr:`stores_sorted` is set and the
+        model's types allow it (see :func:`doqu._shape.save_plan`).
+        """
+        self._put(coll, rows)
+
+    def _sorted_rows(self, docs: Sequence[Any]) -> list[Row] | None:
+        """``(pk, data)`` for a batch of one plain-typed model, keys sorted; ``None``
+        when a document (or the model) needs the JSON text path."""
+        cls = type(docs[0])
+        plan = plan_of(cls)
+        if plan is None or plan.stored_form is None or not plan.plain_keys:
+            return None
+        validate, stored = plan.validate, plan.stored_form
+        datas = [stored(validate(d)) for d in docs]
+        if None in datas:
+            return None
+        pks = [d.pk for d in docs]
+        fresh = pks.count(None)
+        if fresh == len(pks):
+            pks = new_pks(fresh)
+        else:
+            keys = iter(new_pks(fresh))
+            pks = [next(keys) if pk is None else check_pk(pk) for pk in pks]
+        return list(zip(pks, datas))
 
     def _prepare(self, coll: CollectionInfo) -> None:  # noqa: B027 - optional hook
         """Create the collection's table and indexes; called before its first use."""
@@ -531,8 +562,12 @@ class Storage(ABC):
                 # A big batch is built and dropped with the collector paused: its rows
                 # are freed before it runs again, so it never traverses them.
                 with paused_gc() if len(docs) > _BIG_BATCH else contextlib.nullcontext():
-                    rows = self._encode_docs(docs, text=self.stores_text)
-                    (self._put_text if self.stores_text else self._put)(one, rows)
+                    rows: list[Any] | None = self._sorted_rows(docs) if self.stores_sorted else None
+                    if rows is not None:
+                        self._put_sorted(one, rows)
+                    else:
+                        rows = self._encode_docs(docs, text=self.stores_text)
+                        (self._put_text if self.stores_text else self._put)(one, rows)
                     pks = [pk for pk, _ in rows]
                     del rows
                     for doc, pk in zip(docs, pks):

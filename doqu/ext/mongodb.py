@@ -651,6 +651,7 @@ class MongoStorage(Storage):
     scheme = "mongodb"
     native_update = True
     stores_text = True  # documents arrive as JSON text, parsed once into stored form
+    stores_sorted = True  # or, for plain-typed models, straight as sorted data
 
     def __init__(self, url: str, **options: Any) -> None:
         super().__init__(url, **options)
@@ -799,6 +800,9 @@ class MongoStorage(Storage):
 
     def _put_text(self, coll: CollectionInfo, rows: Sequence[tuple[str, str]]) -> None:
         self._write_docs(coll, [_mongo_from_text(pk, text) for pk, text in rows])
+
+    def _put_sorted(self, coll: CollectionInfo, rows: Sequence[Row]) -> None:
+        self._write_docs(coll, [{"_id": pk, **data} for pk, data in rows])
 
     def _write_docs(self, coll: CollectionInfo, docs: list[Data]) -> None:
         """Insert or replace stored-form documents (every one checked before writing)."""
