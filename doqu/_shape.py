@@ -19,10 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ._document import Document, as_is_nodes, revalidator
 from ._json import INT_MAX, INT_MIN, MAX_NESTING
+
+R = TypeVar("R")
 
 __all__ = ["ALL_CHECKS", "SavePlan", "TextChecks", "plan_of", "save_plan"]
 
@@ -241,6 +243,16 @@ class _Checks:
             return self.definitions[ref]
         return schema
 
+    def through(self, ref_node: dict[str, Any], build: Callable[[Any], R]) -> R:
+        """*build* of a ``definition-ref``'s target (a recursive type is refused)."""
+        ref = ref_node["schema_ref"]
+        target = self.resolve(ref_node)
+        self.active.add(ref)
+        try:
+            return build(target)
+        finally:
+            self.active.discard(ref)
+
     def escapes(self, schema: Any) -> bool:
         """Whether *schema* holds a model whose instances validation takes as they are."""
         schema = self.resolve(schema)
@@ -261,13 +273,7 @@ class _Checks:
     def exact(self, schema: Any) -> Check:
         """A check that a value is already exactly what validating it returns."""
         if isinstance(schema, dict) and schema.get("type") == "definition-ref":
-            ref = schema["schema_ref"]
-            target = self.resolve(schema)
-            self.active.add(ref)
-            try:
-                return self.exact(target)
-            finally:
-                self.active.discard(ref)
+            return self.through(schema, self.exact)
         if not isinstance(schema, dict):
             raise _Unsupported
         kind = schema.get("type")
@@ -434,13 +440,7 @@ class _Converters(_Checks):
     def convert(self, schema: Any) -> tuple[Convert, int]:
         """The converter of values of *schema* and the most bytes one can take."""
         if isinstance(schema, dict) and schema.get("type") == "definition-ref":
-            ref = schema["schema_ref"]
-            target = self.resolve(schema)  # a recursive type raises _Unsupported
-            self.active.add(ref)
-            try:
-                return self.convert(target)
-            finally:
-                self.active.discard(ref)
+            return self.through(schema, self.convert)
         if not isinstance(schema, dict):
             raise _Unsupported
         kind = schema.get("type")
