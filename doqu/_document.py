@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import threading
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -95,10 +93,6 @@ class Document(BaseModel):
 
 
 # ------------------------------------------------------------ revalidation
-_REVALIDATORS: weakref.WeakKeyDictionary[type[BaseModel], tuple[Any, Callable[[Any], Any]]] = (
-    weakref.WeakKeyDictionary()
-)
-_revalidators_lock = threading.Lock()
 _set = object.__setattr__
 
 
@@ -247,17 +241,16 @@ def revalidator(model: type[BaseModel]) -> Callable[[Any], Any]:
     A model whose schema has no such nested model keeps its own validator.
     """
     validator = model.__pydantic_validator__
-    known = _REVALIDATORS.get(model)
+    known = model.__dict__.get("__doqu_revalidator__")  # the model's own, not a base's
     if known is not None and known[0] is validator:
-        return known[1]
-    with _revalidators_lock:
-        schema = model.__pydantic_core_schema__
-        validate: Callable[[Any], Any] = validator.validate_python
-        if as_is_nodes(schema):
-            definitions: dict[str, Any] = {}
-            title = {"title": model.__name__}  # errors read "… for Person", as pydantic's
-            validate = _compile(
-                _revalidate_all(schema, definitions), definitions, title
-            ).validate_python
-        _REVALIDATORS[model] = (validator, validate)
-        return validate
+        return known[1]  # type: ignore[no-any-return]
+    schema = model.__pydantic_core_schema__
+    validate: Callable[[Any], Any] = validator.validate_python
+    if as_is_nodes(schema):
+        definitions: dict[str, Any] = {}
+        title = {"title": model.__name__}  # errors read "… for Person", as pydantic's
+        validate = _compile(
+            _revalidate_all(schema, definitions), definitions, title
+        ).validate_python
+    type.__setattr__(model, "__doqu_revalidator__", (validator, validate))
+    return validate

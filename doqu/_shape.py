@@ -223,6 +223,26 @@ def _scalar(schema: Any) -> type | None:
     return None
 
 
+def _plain_model_fields(
+    schema: dict[str, Any], config_keys: frozenset[str], field_keys: frozenset[str]
+) -> dict[str, Any]:
+    """The fields of a model node with nothing but plain fields, config and keys
+    (a root model, computed fields, a custom serializer… raise ``_Unsupported``)."""
+    fields = schema.get("schema") or {}
+    declared: dict[str, Any] = fields.get("fields", {})
+    if (
+        not set(schema) <= _PURE_MODEL
+        or schema.get("root_model")
+        or not set(schema.get("config") or {}) <= config_keys
+        or fields.get("type") != "model-fields"
+        or fields.get("computed_fields")
+        or not set(fields) <= {"type", "fields", "model_name", "computed_fields", "ref"}
+        or not all(set(f) <= field_keys for f in declared.values())
+    ):
+        raise _Unsupported
+    return declared
+
+
 class _Checks:
     """Builds the checks of one model's schema (``definition-ref`` nodes resolved)."""
 
@@ -303,19 +323,8 @@ class _Checks:
 
     def model(self, schema: dict[str, Any]) -> Check:
         """:meth:`exact` for a model node whose validation is only type checks."""
-        fields = schema.get("schema") or {}
-        if (
-            not set(schema) <= _PURE_MODEL
-            or schema.get("root_model")
-            or not set(schema.get("config") or {}) <= _PURE_CONFIG
-            or fields.get("type") != "model-fields"
-            or fields.get("computed_fields")
-            or not set(fields) <= {"type", "fields", "model_name", "computed_fields", "ref"}
-            or not all(set(f) <= _PURE_FIELD for f in fields.get("fields", {}).values())
-        ):
-            raise _Unsupported
         cls = schema["cls"]
-        declared = fields.get("fields", {})
+        declared = _plain_model_fields(schema, _PURE_CONFIG, _PURE_FIELD)
         types = tuple(_scalar(f["schema"]) for f in declared.values())
         if all(types):  # the common nested model: a few plain scalars, compared at once
             return lambda v: type(v) is cls and tuple(map(type, v.__dict__.values())) == types
@@ -484,26 +493,14 @@ class _Converters(_Checks):
     def model_form(
         self, schema: dict[str, Any], config_keys: frozenset[str]
     ) -> tuple[Convert, int]:
-        fields = schema.get("schema") or {}
-        config = schema.get("config") or {}
-        if (
-            not set(schema) <= _PURE_MODEL
-            or schema.get("root_model")
-            or not set(config) <= config_keys
-            or fields.get("type") != "model-fields"
-            or fields.get("computed_fields")
-            or not set(fields) <= {"type", "fields", "model_name", "computed_fields", "ref"}
-        ):
-            raise _Unsupported
+        declared = _plain_model_fields(schema, config_keys, _PURE_FIELD | {"serialization_exclude"})
         top = config_keys is _TOP_CONFIG
-        if not top and config.get("extra_fields_behavior") == "allow":
+        if not top and (schema.get("config") or {}).get("extra_fields_behavior") == "allow":
             raise _Unsupported  # nested extras: the text path
         cls = schema["cls"]
         parts: list[tuple[str, Convert]] = []
         total = 8
-        for name, field in sorted(fields.get("fields", {}).items()):
-            if not set(field) <= _PURE_FIELD | {"serialization_exclude"}:
-                raise _Unsupported
+        for name, field in sorted(declared.items()):
             if field.get("serialization_exclude"):
                 continue
             if "serialization_alias" in field or not _good_key(name):

@@ -60,17 +60,16 @@ def _unset(_: Any) -> Any:
     raise AssertionError("not a model")
 
 
-def _plain_text(raw: bytes) -> bool:
+def _plain_text(raw: bytes, checks: TextChecks = ALL_CHECKS) -> bool:
     """Whether JSON text shows nothing :func:`check_json` might refuse, but its depth.
 
     That is no ``NaN`` or ``Infinity`` (also as words in strings) and no run of
-    19 digits (an int that may not fit in 64 bits). One call covers a batch.
+    19 digits (an int that may not fit in 64 bits), each looked for only where
+    *checks* says the model's types may hold it. One call covers a batch.
     """
-    return (
-        b"0000000000000000000" not in raw.translate(_DIGITS)
-        and b"NaN" not in raw
-        and b"Infinity" not in raw
-    )
+    if checks.big_ints and b"0000000000000000000" in raw.translate(_DIGITS):
+        return False
+    return not (checks.non_finite and (b"NaN" in raw or b"Infinity" in raw))
 
 
 def _shallow(raw: bytes) -> bool:
@@ -78,32 +77,29 @@ def _shallow(raw: bytes) -> bool:
     return raw.count(b"[") + raw.count(b"{") <= MAX_NESTING
 
 
-def _clean(raw: bytes) -> bool:
+def _clean(raw: bytes, checks: TextChecks = ALL_CHECKS) -> bool:
     """Whether pydantic's JSON text of one document can be stored as it is.
 
     Documents that fail this take the slow, exact :func:`check_json`.
     """
-    return _plain_text(raw) and _shallow(raw)
-
-
-def _clean_one(raw: bytes, checks: TextChecks) -> bool:
-    """:func:`_clean_batch` for one text."""
-    if checks.big_ints and b"0000000000000000000" in raw.translate(_DIGITS):
-        return False
-    if checks.non_finite and (b"NaN" in raw or b"Infinity" in raw):
-        return False
-    return not checks.nesting or _shallow(raw)
+    return _plain_text(raw, checks) and (not checks.nesting or _shallow(raw))
 
 
 def _clean_batch(raws: Sequence[bytes], checks: TextChecks) -> bool:
-    """:func:`_clean` for every text of a batch, scanning only for what *checks* names."""
-    if checks.big_ints or checks.non_finite:
-        batch = b"\n".join(raws)
-        if checks.big_ints and b"0000000000000000000" in batch.translate(_DIGITS):
-            return False
-        if checks.non_finite and (b"NaN" in batch or b"Infinity" in batch):
-            return False
+    """:func:`_clean` for every text of a batch: one scan of the joined texts."""
+    if (checks.big_ints or checks.non_finite) and not _plain_text(b"\n".join(raws), checks):
+        return False
     return not checks.nesting or all(map(_shallow, raws))
+
+
+def _batch_pks(docs: Sequence[Any]) -> list[str]:
+    """The documents' pks, checked, with new ones (made in one go) where they have none."""
+    pks = [d.pk for d in docs]
+    fresh = pks.count(None)
+    if fresh == len(pks):
+        return new_pks(fresh)
+    keys = iter(new_pks(fresh))
+    return [next(keys) if pk is None else check_pk(pk) for pk in pks]
 
 
 @contextlib.contextmanager
@@ -277,14 +273,7 @@ class Storage(ABC):
         datas = [stored(validate(d)) for d in docs]
         if None in datas:
             return None
-        pks = [d.pk for d in docs]
-        fresh = pks.count(None)
-        if fresh == len(pks):
-            pks = new_pks(fresh)
-        else:
-            keys = iter(new_pks(fresh))
-            pks = [next(keys) if pk is None else check_pk(pk) for pk in pks]
-        return list(zip(pks, datas))
+        return list(zip(_batch_pks(docs), datas))
 
     def _prepare(self, coll: CollectionInfo) -> None:  # noqa: B027 - optional hook
         """Create the collection's table and indexes; called before its first use."""
@@ -498,7 +487,7 @@ class Storage(ABC):
                 raw = cls.__pydantic_serializer__.to_json(copy)
             except PydanticSerializationError:
                 return None
-            if not _clean_one(raw, ALL_CHECKS if extra else plan.checks):
+            if not _clean(raw, ALL_CHECKS if extra else plan.checks):
                 return None
             pk = doc.pk
             return [(new_pk() if pk is None else check_pk(pk), raw.decode())]
@@ -520,16 +509,7 @@ class Storage(ABC):
             return None
         if not _clean_batch(raws, plan.checks):
             return None
-        pks = [d.pk for d in models]
-        fresh = pks.count(None)
-        if fresh == len(pks):
-            pks = new_pks(fresh)
-        elif fresh:
-            keys = iter(new_pks(fresh))
-            pks = [next(keys) if pk is None else check_pk(pk) for pk in pks]
-        else:
-            pks = [check_pk(pk) for pk in pks]
-        return list(zip(pks, map(bytes.decode, raws)))
+        return list(zip(_batch_pks(models), map(bytes.decode, raws)))
 
     @staticmethod
     def _plain(doc: object) -> Data:
