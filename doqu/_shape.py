@@ -12,7 +12,9 @@ nested models…) gets every scan.
 
 Validating a ``Document`` again leaves the nested model instances pydantic
 takes as they are; the plan checks those for exact types when their
-validation is only type checks, and otherwise validates them in full.
+validation is only type checks, and otherwise validates them in full. When the
+whole model is of such types, one generated check of the instance itself
+(:attr:`SavePlan.exact`) stands for validating it again and for the scans.
 """
 
 from __future__ import annotations
@@ -195,32 +197,64 @@ class _Walker:
 # whose Python type is *exactly* the declared one is what validating it would
 # return: checking that stands for validating it again. Anything else (a
 # constraint, a validator, a config option, a union…) gets the full revalidation.
+# The same holds for a whole ``Document`` of such types, checked (with the
+# bounds the text scans look for) by one generated function.
 Check = Callable[[Any], bool]
 _SCALARS: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
 _PURE_CONFIG = frozenset(("title", "extra_fields_behavior", "revalidate_instances"))
 _PURE_MODEL = frozenset(("type", "cls", "schema", "config", "ref", "metadata", "custom_init",
                          "root_model"))  # fmt: skip
 _PURE_FIELD = frozenset(("type", "schema", "metadata", "validation_alias", "serialization_alias"))
-_MISSING = object()
+_TOP_CONFIG = _PURE_CONFIG | {"ser_json_inf_nan"}
+_TOP_FIELD = _PURE_FIELD | {"serialization_exclude"}  # the Document's pk
 
 
 class _Unsupported(Exception):
     """Raised while building a check for a schema this module does not vouch for."""
 
 
-def _is(kind: type) -> Check:
-    return lambda v: type(v) is kind
+class _Source:
+    """The text of one generated check function, and the objects it names.
 
+    Only variable names, the names of the objects it is given and ``repr`` of
+    field names (identifiers) are written into the text.
+    """
 
-def _scalar(schema: Any) -> type | None:
-    """The Python type of a plain scalar field schema (defaults allowed), else ``None``."""
-    if isinstance(schema, dict) and schema.get("type") == "default":
-        if not set(schema) <= {"type", "schema", "default", "default_factory"}:
-            return None
-        schema = schema["schema"]
-    if isinstance(schema, dict) and set(schema) == {"type"}:
-        return _SCALARS.get(schema["type"])
-    return None
+    def __init__(self, bounded: bool) -> None:
+        self.bounded = bounded
+        self.lines: list[str] = []
+        self.names: dict[str, Any] = {}
+        self.count = 0
+
+    def add(self, indent: int, text: str) -> None:
+        self.lines.append(" " * indent + text)
+
+    def var(self) -> str:
+        self.count += 1
+        return f"v{self.count}"
+
+    def name(self, obj: Any) -> str:
+        """The name the function knows *obj* by."""
+        for known, value in self.names.items():
+            if value is obj:
+                return known
+        known = f"c{len(self.names)}"
+        self.names[known] = obj
+        return known
+
+    def compile(self) -> Check:
+        text = "\n".join(
+            ["def check(value):", " try:", *self.lines, "  return True",
+             " except KeyError:", "  return False"]
+        )  # fmt: skip
+        builtins = {"type": type, "len": len, "KeyError": KeyError}
+        scope: dict[str, Any] = {"__builtins__": builtins, **self.names}
+        try:
+            exec(compile(text, "<doqu exact-type check>", "exec"), scope)
+        except (SyntaxError, RecursionError, MemoryError):  # deeper than Python nests blocks
+            raise _Unsupported from None
+        check: Check = scope["check"]
+        return check
 
 
 def _plain_model_fields(
@@ -290,48 +324,79 @@ class _Checks:
         finally:
             self.active.difference_update(refs)
 
-    def exact(self, schema: Any) -> Check:
-        """A check that a value is already exactly what validating it returns."""
+    def exact(self, schema: Any, *, bounded: bool = False, top: bool = False) -> Check:
+        """A check that a value is already exactly what validating it returns.
+
+        *bounded*: and that it holds no int beyond 64 bits, no NaN or infinity and
+        no extras, so its JSON text needs no scan but for depth. *top*: *schema* is
+        the ``Document``'s own model node (its config and the excluded ``pk``).
+        The check is one generated function: a type test per value, loops over
+        containers, no call per value.
+        """
+        source = _Source(bounded)
+        source.add(2, "v = value")
+        self.write(schema, "v", 2, source, top)
+        return source.compile()
+
+    def write(self, schema: Any, x: str, indent: int, out: _Source, top: bool = False) -> None:
+        """Lines of *out* that ``return False`` unless the value named *x* is exact."""
         if isinstance(schema, dict) and schema.get("type") == "definition-ref":
-            return self.through(schema, self.exact)
+            self.through(schema, lambda target: self.write(target, x, indent, out))
+            return
         if not isinstance(schema, dict):
             raise _Unsupported
         kind = schema.get("type")
         rest = set(schema) - {"type", "ref", "metadata"}
+        line = out.add
         if kind in _SCALARS and not rest:
-            return _is(_SCALARS[kind])
-        if kind == "nullable" and rest == {"schema"}:
-            inner = self.exact(schema["schema"])
-            return lambda v: v is None or inner(v)
-        if kind == "default" and rest <= {"schema", "default", "default_factory"}:
-            return self.exact(schema["schema"])
-        if kind == "list" and rest == {"items_schema"}:
-            item = self.exact(schema["items_schema"])
-            return lambda v: type(v) is list and all(map(item, v))
-        if (
+            line(indent, f"if type({x}) is not {out.name(_SCALARS[kind])}: return False")
+            if out.bounded and kind == "int":
+                line(indent, f"if not {INT_MIN} <= {x} <= {INT_MAX}: return False")
+            elif out.bounded and kind == "float":
+                line(indent, f"if {x} - {x} != 0.0: return False")  # NaN, infinities
+        elif kind == "nullable" and rest == {"schema"}:
+            line(indent, f"if {x} is not None:")
+            self.write(schema["schema"], x, indent + 1, out)
+        elif kind == "default" and rest <= {"schema", "default", "default_factory"}:
+            self.write(schema["schema"], x, indent, out)
+        elif kind == "list" and rest == {"items_schema"}:
+            item = out.var()
+            line(indent, f"if type({x}) is not {out.name(list)}: return False")
+            line(indent, f"for {item} in {x}:")
+            self.write(schema["items_schema"], item, indent + 1, out)
+        elif (
             kind == "dict"
             and rest == {"keys_schema", "values_schema"}
             and schema["keys_schema"] == {"type": "str"}
         ):
-            value = self.exact(schema["values_schema"])
-            return lambda v: (
-                type(v) is dict and all(type(k) is str for k in v) and all(map(value, v.values()))
-            )
-        if kind == "model":
-            return self.model(schema)
-        raise _Unsupported
+            key, value = out.var(), out.var()
+            line(indent, f"if type({x}) is not {out.name(dict)}: return False")
+            line(indent, f"for {key}, {value} in {x}.items():")
+            line(indent + 1, f"if type({key}) is not {out.name(str)}: return False")
+            self.write(schema["values_schema"], value, indent + 1, out)
+        elif kind == "model":
+            self.write_model(schema, x, indent, out, top)
+        else:
+            raise _Unsupported
 
-    def model(self, schema: dict[str, Any]) -> Check:
-        """:meth:`exact` for a model node whose validation is only type checks."""
-        cls = schema["cls"]
-        declared = _plain_model_fields(schema, _PURE_CONFIG, _PURE_FIELD)
-        types = tuple(_scalar(f["schema"]) for f in declared.values())
-        if all(types):  # the common nested model: a few plain scalars, compared at once
-            return lambda v: type(v) is cls and tuple(map(type, v.__dict__.values())) == types
-        checks = [(name, self.exact(f["schema"])) for name, f in declared.items()]
-        return lambda v: (
-            type(v) is cls and all(check(v.__dict__.get(name, _MISSING)) for name, check in checks)
-        )
+    def write_model(
+        self, schema: dict[str, Any], x: str, indent: int, out: _Source, top: bool
+    ) -> None:
+        """:meth:`write` for a model node whose validation is only type checks."""
+        if top:
+            declared = _plain_model_fields(schema, _TOP_CONFIG, _TOP_FIELD)
+        else:
+            declared = _plain_model_fields(schema, _PURE_CONFIG, _PURE_FIELD)
+        values = out.var()
+        out.add(indent, f"if type({x}) is not {out.name(schema['cls'])}: return False")
+        if out.bounded and (schema.get("config") or {}).get("extra_fields_behavior") == "allow":
+            out.add(indent, f"if {x}.__pydantic_extra__: return False")
+        out.add(indent, f"{values} = {x}.__dict__")
+        out.add(indent, f"if len({values}) != {len(declared)}: return False")
+        for field_name, field in declared.items():
+            value = out.var()
+            out.add(indent, f"{value} = {values}[{field_name!r}]")  # absent: KeyError, False
+            self.write(field["schema"], value, indent, out)
 
     def escaping(self, schema: Any) -> Check | None:
         """A check of the instances inside a *validated* value that validation took as
@@ -395,7 +460,6 @@ Convert = Callable[[Any], Any]
 _MAX_STR = 1024  # characters of one string on this path
 _MAX_ITEMS = 256  # items of one list or object on this path
 _MAX_STORED = 8 * 1024 * 1024  # the largest document these bounds may allow (16 MiB: BSON's)
-_TOP_CONFIG = _PURE_CONFIG | {"ser_json_inf_nan"}
 
 
 class _GiveUp(Exception):
@@ -493,7 +557,7 @@ class _Converters(_Checks):
     def model_form(
         self, schema: dict[str, Any], config_keys: frozenset[str]
     ) -> tuple[Convert, int]:
-        declared = _plain_model_fields(schema, config_keys, _PURE_FIELD | {"serialization_exclude"})
+        declared = _plain_model_fields(schema, config_keys, _TOP_FIELD)
         top = config_keys is _TOP_CONFIG
         if not top and (schema.get("config") or {}).get("extra_fields_behavior") == "allow":
             raise _Unsupported  # nested extras: the text path
@@ -562,6 +626,24 @@ class SavePlan:
     #: sorted; it returns ``None`` for a document the JSON text path must take.
     #: ``None`` when the model's types do not allow it.
     stored_form: Convert | None = None
+    #: For models of plain types: whether an instance already holds exactly what
+    #: validating it again returns (so it is valid as it is), with no int beyond
+    #: 64 bits, no NaN or infinity and no extras, so that of the text scans only
+    #: the depth one (``checks.nesting``) is left. ``False`` sends the instance to
+    #: :attr:`validate`. ``None`` when the model's types do not allow it.
+    exact: Check | None = None
+
+
+def _exact(schema: Any) -> Check | None:
+    """:attr:`SavePlan.exact` of a ``Document``'s core schema."""
+    try:
+        builder = _Checks(schema)
+        top = builder.top
+        if not isinstance(top, dict) or top.get("type") != "model":
+            return None
+        return builder.exact(top, bounded=True, top=True)
+    except (_Unsupported, KeyError, TypeError, AttributeError):
+        return None
 
 
 def plan_of(cls: type[Any]) -> SavePlan | None:
@@ -602,7 +684,9 @@ def save_plan(model: type[Any]) -> SavePlan:
     try:
         builder = _Checks(schema)
         nested = builder.escaping(builder.top)
-        plan = SavePlan(validator.validate_python, checks, nested, plain, _stored_form(schema))
+        plan = SavePlan(
+            validator.validate_python, checks, nested, plain, _stored_form(schema), _exact(schema)
+        )
     except (_Unsupported, KeyError, TypeError, AttributeError):
         plan = SavePlan(revalidator(model), checks, None, plain)
     type.__setattr__(model, "__doqu_plan__", (validator, plan))

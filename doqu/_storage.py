@@ -60,6 +60,11 @@ def _unset(_: Any) -> Any:
     raise AssertionError("not a model")
 
 
+#: What is left to scan in the text of an instance :attr:`SavePlan.exact` passed.
+_NO_CHECKS = TextChecks(big_ints=False, non_finite=False, nesting=False)
+_DEPTH_ONLY = TextChecks(big_ints=False, non_finite=False, nesting=True)
+
+
 def _plain_text(raw: bytes, checks: TextChecks = ALL_CHECKS) -> bool:
     """Whether JSON text shows nothing :func:`check_json` might refuse, but its depth.
 
@@ -269,8 +274,11 @@ class Storage(ABC):
         plan = plan_of(cls)
         if plan is None or plan.stored_form is None or not plan.plain_keys:
             return None
-        validate, stored = plan.validate, plan.stored_form
-        datas = [stored(validate(d)) for d in docs]
+        validate, stored, exact = plan.validate, plan.stored_form, plan.exact
+        if exact is not None:  # what is already exact needs no validated copy
+            datas = [stored(d if exact(d) else validate(d)) for d in docs]
+        else:
+            datas = [stored(validate(d)) for d in docs]
         if None in datas:
             return None
         return list(zip(_batch_pks(docs), datas))
@@ -477,27 +485,40 @@ class Storage(ABC):
             return None
         if len(docs) == 1:
             doc: Any = docs[0]  # one document (save()): no batch bookkeeping
-            extra = doc.__pydantic_extra__
-            if extra and "_id" in extra:
-                return None
-            copy = plan.validate(doc)
-            if plan.nested is not None and not plan.nested(copy):
-                return None
+            if plan.exact is not None and plan.exact(doc):
+                # Already what validating it returns, nothing for the scans but depth.
+                copy, checks = doc, _DEPTH_ONLY if plan.checks.nesting else _NO_CHECKS
+            else:
+                extra = doc.__pydantic_extra__
+                if extra and "_id" in extra:
+                    return None
+                copy, checks = plan.validate(doc), ALL_CHECKS if extra else plan.checks
+                if plan.nested is not None and not plan.nested(copy):
+                    return None
             try:
                 raw = cls.__pydantic_serializer__.to_json(copy)
             except PydanticSerializationError:
                 return None
-            if not _clean(raw, ALL_CHECKS if extra else plan.checks):
+            if not _clean(raw, checks):
                 return None
             pk = doc.pk
             return [(new_pk() if pk is None else check_pk(pk), raw.decode())]
         if not all(type(d) is cls for d in docs):
             return None
         models: Sequence[Any] = docs
+        to_json = cls.__pydantic_serializer__.to_json
+        if plan.exact is not None and all(map(plan.exact, models)):
+            # Each is already what validating it returns; the scans but depth are moot.
+            try:
+                raws = [to_json(d) for d in models]
+            except PydanticSerializationError:
+                return None
+            if plan.checks.nesting and not all(map(_shallow, raws)):
+                return None
+            return list(zip(_batch_pks(models), map(bytes.decode, raws)))
         if any(d.__pydantic_extra__ for d in models):
             return None  # the general path looks at each document's extras
         validate, nested = plan.validate, plan.nested
-        to_json = cls.__pydantic_serializer__.to_json
         try:
             if nested is None:
                 raws = [to_json(validate(d)) for d in models]

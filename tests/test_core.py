@@ -28,6 +28,7 @@ from pydantic import (
     field_validator,
 )
 from pydantic.dataclasses import dataclass as pydantic_dataclass
+from pydantic_core import PydanticSerializationError
 
 import doqu
 from doqu import ConfigError, Document, Q, QueryError, _registry
@@ -594,6 +595,148 @@ def test_mongodb_stored_form_matches_the_json_text_path(
         return value
 
     assert order(stored) == order(expected)
+
+
+class Journey(Document):
+    """Plain types at the top and below: saving checks exact types instead of validating."""
+
+    title: str = "j"
+    count: int = 0
+    ratio: float = 0.0
+    flag: bool = False
+    maybe: int | None = None
+    first: Leg = Leg(km=1.0)
+    legs: list[Leg] = []  # noqa: RUF012
+    by_day: dict[str, Leg] = {}  # noqa: RUF012
+    spare: Leg | None = None
+
+
+_TOP_VALUES: dict[str, Any] = {
+    "title": st.text(max_size=3) | _ODD_VALUES,
+    "count": st.integers(min_value=-(2**70), max_value=2**70) | _ODD_VALUES,
+    "ratio": st.floats() | _ODD_VALUES,
+    "flag": st.booleans() | _ODD_VALUES,
+    "maybe": st.none() | st.integers(min_value=-(2**65), max_value=2**65) | _ODD_VALUES,
+    "first": _ODD_VALUES,
+    "legs": _ODD_VALUES,
+    "spare": _ODD_VALUES,
+    "pk": st.none() | st.just("k") | _ODD_VALUES,
+}
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    top=st.lists(
+        st.sampled_from(sorted(_TOP_VALUES)).flatmap(
+            lambda f: st.tuples(st.just(f), _TOP_VALUES[f])
+        ),
+        max_size=3,
+    ),
+    below=st.lists(
+        st.tuples(
+            st.sampled_from(["first", "legs", "by_day", "spare"]),
+            st.sampled_from(sorted(_PLAIN_VALUES)).flatmap(
+                lambda f: st.tuples(st.just(f), _PLAIN_VALUES[f])
+            ),
+        ),
+        max_size=2,
+    ),
+    extra=st.none() | st.sampled_from([1, 2**70, float("nan")]),
+    dropped=st.booleans(),
+    stray=st.booleans(),
+)
+def test_the_whole_exact_check_stands_for_validating_and_scanning(
+    top: list[tuple[str, Any]],
+    below: list[tuple[str, tuple[str, Any]]],
+    extra: Any,
+    dropped: bool,
+    stray: bool,
+) -> None:
+    """Whenever ``SavePlan.exact`` passes a document, validating it again in full gives
+    the very same JSON and that JSON passes every text scan: the save path may store
+    the document's own JSON. An untouched document passes."""
+    from doqu._document import revalidator
+    from doqu._shape import ALL_CHECKS, save_plan
+    from doqu._storage import _plain_text
+
+    doc = Journey(
+        first=Leg(km=1.5, tags=["a"], marks={"m": True}),
+        legs=[Leg(km=2, stops=3)],
+        by_day={"mon": Leg(km=0.5, name="n")},
+        spare=Leg(km=9),
+    )
+    plan = save_plan(Journey)
+    assert plan.exact is not None and plan.exact(doc)
+    legs = {
+        "first": doc.first,
+        "legs": doc.legs[0],
+        "by_day": doc.by_day["mon"],
+        "spare": doc.spare,
+    }
+    for where, (field, value) in below:
+        object.__setattr__(legs[where], field, value)
+    for field, value in top:
+        doc.__dict__[field] = value
+    if extra is not None:
+        doc.__pydantic_extra__ = {"more": extra}
+    if dropped:
+        del doc.__dict__["title"]
+    if stray:
+        doc.__dict__["stray"] = float("nan")  # not a field: pydantic would not look for it
+    if not plan.exact(doc):
+        assert top or below or extra is not None or dropped or stray
+        return
+    to_json = Journey.__pydantic_serializer__.to_json
+    try:
+        own = to_json(doc)
+    except PydanticSerializationError:  # text that is not Unicode: the save path's slow path
+        with pytest.raises(PydanticSerializationError):
+            to_json(revalidator(Journey)(doc))
+        return
+    assert to_json(revalidator(Journey)(doc)) == own
+    assert to_json(plan.validate(doc)) == own
+    assert _plain_text(own, ALL_CHECKS)
+
+
+class Stripped(Document):
+    """A config that changes values on validation: no exact check."""
+
+    model_config = ConfigDict(str_strip_whitespace=True)
+    word: str = ""
+
+
+def test_exact_checks_only_where_types_are_all() -> None:
+    from doqu._shape import save_plan
+
+    assert save_plan(Typed).exact is not None
+    assert save_plan(Journey).exact is not None
+    for model in (Bounded, Bumped, Forest, Mixed, Stripped, conformance.Coded):
+        assert save_plan(model).exact is None, model
+    typed = Typed(n=5, f=1.5)
+    exact = save_plan(Typed).exact
+    assert exact is not None and exact(typed)
+    for field, value in [("n", 2**63), ("n", True), ("f", float("inf")), ("f", 1), ("pk", 3)]:
+        spoiled = typed.model_copy()
+        spoiled.__dict__[field] = value
+        assert not exact(spoiled), (field, value)
+    assert exact(Typed.model_construct(n=1))  # defaults filled in
+    missing = typed.model_copy()
+    del missing.__dict__["f"]
+    assert not exact(missing)
+    # What a failed check leaves to the validator: it converts or refuses as before.
+    mem = doqu.connect("memory://")
+    try:
+        spoiled = Typed(n=1)
+        spoiled.__dict__["n"] = "12"
+        pk = mem.save(spoiled)
+        assert mem.get(Typed, pk).n == 12
+        spoiled.__dict__["f"] = float("nan")
+        with pytest.raises(doqu.InvalidDocument):
+            mem.save(spoiled)
+        with pytest.raises(doqu.InvalidDocument):
+            mem.save_many([Typed(), spoiled])
+    finally:
+        mem.close()
 
 
 def _nested_tree(levels: int) -> dict[str, Any]:
