@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import random
 import tempfile
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import doqu
@@ -16,12 +16,26 @@ from .sql import get_ops
 __all__ = ["GROUPS"]
 
 COLLECTION = "bench_kv"
+#: The set cases write the same values in every round: after the warm-up, each set
+#: rewrites the value the store holds (the ``set_new`` cases write new ones).
+_REWRITES = "values as stored"
 
 CASES = (
     Case("sqlite.dict.get.diskcache", "sqlite", "db.dict() get, SQLite", "diskcache Cache", 1.0),
     Case("sqlite.dict.set.diskcache", "sqlite", "db.dict() set, SQLite", "diskcache Cache", 1.0),
     Case("sqlite.dict.get.sqlitedict", "sqlite", "db.dict() get, SQLite", "sqlitedict", 0.1),
     Case("sqlite.dict.set.sqlitedict", "sqlite", "db.dict() set, SQLite", "sqlitedict", 0.1),
+    # Shown only: every round writes values the store does not hold yet.
+    Case(
+        "sqlite.dict.set_new.diskcache",
+        "sqlite",
+        "db.dict() set new values",
+        "diskcache Cache",
+        None,
+    ),
+    Case(
+        "sqlite.dict.set_new.sqlitedict", "sqlite", "db.dict() set new values", "sqlitedict", None
+    ),
     Case(
         "sqlite.dict.mirror",
         "sqlite",
@@ -50,6 +64,23 @@ def _sets(mapping: MutableMapping[str, Any], keys: list[str], values: list[Any])
             mapping[k] = v
 
     return Side(lambda: run, ops=len(keys))
+
+
+def _new_sets(mapping: MutableMapping[str, Any], keys: list[str]) -> Side:
+    """Sets of values no round has written before (each round's are made untimed)."""
+    rounds = iter(range(1, 1 << 30))
+
+    def prepare() -> Callable[[], object]:
+        base = next(rounds) * 1_000_000_000
+        values = [_value(base + i) for i in range(len(keys))]
+
+        def run() -> None:
+            for k, v in zip(keys, values):
+                mapping[k] = v
+
+        return run
+
+    return Side(prepare, ops=len(keys))
 
 
 def run_mapping(config: Config, rec: Recorder) -> None:
@@ -102,7 +133,11 @@ def _diskcache(
     try:
         from diskcache import Cache
     except ImportError as exc:
-        for key in ("sqlite.dict.get.diskcache", "sqlite.dict.set.diskcache"):
+        for key in (
+            "sqlite.dict.get.diskcache",
+            "sqlite.dict.set.diskcache",
+            "sqlite.dict.set_new.diskcache",
+        ):
             rec.unavailable(key, f"diskcache not installed ({exc})")
         return
     cache = Cache(os.path.join(tmp, "diskcache"))
@@ -122,6 +157,13 @@ def _diskcache(
             "sqlite.dict.set.diskcache",
             _sets(view, set_keys, set_values),
             _sets(cache, set_keys, set_values),
+            n=n,
+            note=f"{note}, {_REWRITES}",
+        )
+        rec.measure(
+            "sqlite.dict.set_new.diskcache",
+            _new_sets(view, set_keys),
+            _new_sets(cache, set_keys),
             n=n,
             note=note,
         )
@@ -144,7 +186,11 @@ def _sqlitedict(
     try:
         from sqlitedict import SqliteDict
     except ImportError as exc:
-        for key in ("sqlite.dict.get.sqlitedict", "sqlite.dict.set.sqlitedict"):
+        for key in (
+            "sqlite.dict.get.sqlitedict",
+            "sqlite.dict.set.sqlitedict",
+            "sqlite.dict.set_new.sqlitedict",
+        ):
             rec.unavailable(key, f"sqlitedict not installed ({exc})")
         return
     path = os.path.join(tmp, "sqlitedict.sqlite3")
@@ -167,6 +213,13 @@ def _sqlitedict(
             "sqlite.dict.set.sqlitedict",
             _sets(view, set_keys, set_values),
             _sets(store, set_keys[:slow], set_values[:slow]),
+            n=n,
+            note=f"{note}, {_REWRITES}",
+        )
+        rec.measure(
+            "sqlite.dict.set_new.sqlitedict",
+            _new_sets(view, set_keys),
+            _new_sets(store, set_keys[:slow]),
             n=n,
             note=note,
         )

@@ -387,7 +387,7 @@ class _NoCache:
     def snapshot(self) -> dict[str, Any] | None:
         return None
 
-    def wrote(self, changes: Mapping[str, Any]) -> None:
+    def wrote(self, changes: Mapping[str, Any], moved: bool | None = None) -> None:
         pass
 
     def cleared(self, wrote: bool) -> None:
@@ -410,17 +410,22 @@ class _VersionedCache(_NoCache):
         self._ttl = ttl
         self._seen: Any = _UNSET
 
-    def _after_write(self) -> None:
+    def _after_write(self, moved: bool | None = None) -> None:
         """Keep the local state valid across our own write, if nobody else wrote meanwhile.
 
-        Our write bumped the version. When the token is a counter that moved by
-        exactly one since the state was last known good, that bump is ours and the
+        Our write bumped the version, unless the store says it did not (*moved*
+        is ``False``: the data was already there). When the token is a counter that
+        moved by no more than our bump since the state was last known good, the
         local state (already updated) still matches the store; otherwise the next
         check reloads.
         """
         now = self._version()
         seen = self._seen
-        if type(seen) is int and type(now) is int and now in (seen, seen + 1):
+        if (
+            type(seen) is int
+            and type(now) is int
+            and (now == seen or (moved is not False and now == seen + 1))
+        ):
             self._seen = now
         else:
             self._seen = _UNSET
@@ -475,13 +480,13 @@ class _LRUCache(_VersionedCache):
                 self._remember(key, _copy(item), born)
         return item
 
-    def wrote(self, changes: Mapping[str, Any]) -> None:
+    def wrote(self, changes: Mapping[str, Any], moved: bool | None = None) -> None:
         born = time.monotonic() if self._ttl is not None else 0.0
         with self._state:
             self._epoch += 1
             for key, item in changes.items():
                 self._remember(key, item, born)
-        self._after_write()
+        self._after_write(moved)
 
     def cleared(self, wrote: bool) -> None:
         with self._state:
@@ -545,7 +550,7 @@ class _MirrorCache(_VersionedCache):
         item = self.snapshot().get(key, MISSING)
         return item if self.shared else _copy(item)
 
-    def wrote(self, changes: Mapping[str, Any]) -> None:
+    def wrote(self, changes: Mapping[str, Any], moved: bool | None = None) -> None:
         data = self.data
         if data is not None:
             for key, item in changes.items():
@@ -553,7 +558,7 @@ class _MirrorCache(_VersionedCache):
                     data.pop(key, None)
                 else:
                     data[key] = item
-        self._after_write()
+        self._after_write(moved)
 
     def cleared(self, wrote: bool) -> None:
         if self.data is not None:
@@ -700,8 +705,8 @@ class MappingView(MutableMapping[str, Any]):
     def _write(self, items: dict[str, Any]) -> None:
         put = [(key, self._codec.wrap(item)) for key, item in items.items()]
         with self._cache.lock:
-            self._storage._put(self._info, put)
-            self._cache.wrote(items)
+            moved = self._storage._put(self._info, put)
+            self._cache.wrote(items, moved)
 
     # ------------------------------------------------------------ mapping
     def __getitem__(self, key: str) -> Any:
@@ -746,8 +751,8 @@ class MappingView(MutableMapping[str, Any]):
             item, text = codec.dump_text(value)
             if text is not None:  # the document's text is at hand: no second encoding
                 with self._cache.lock:
-                    storage._put_text(self._info, [(key, f'{{"value":{text}}}')])
-                    self._cache.wrote({key: item})
+                    moved = storage._put_text(self._info, [(key, f'{{"value":{text}}}')])
+                    self._cache.wrote({key: item}, moved)
                 return
             self._write({key: item})
             return

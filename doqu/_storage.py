@@ -183,8 +183,13 @@ class Storage(ABC):
 
     # ------------------------------------------------------------------ primitives
     @abstractmethod
-    def _put(self, coll: CollectionInfo, rows: Sequence[Row]) -> None:
-        """Insert or replace all rows at once; a unique clash raises ``DuplicateKey``."""
+    def _put(self, coll: CollectionInfo, rows: Sequence[Row]) -> bool | None:
+        """Insert or replace all rows at once; a unique clash raises ``DuplicateKey``.
+
+        May return ``False`` when every row already held its data and the
+        collection's version (:meth:`_version`) was therefore not moved; any other
+        result means it may have moved.
+        """
 
     @abstractmethod
     def _fetch(self, coll: CollectionInfo, pks: Sequence[str]) -> dict[str, Data]:
@@ -251,13 +256,13 @@ class Storage(ABC):
         """
         return self._fetch(coll, pks)
 
-    def _put_text(self, coll: CollectionInfo, rows: Sequence[tuple[str, str]]) -> None:
+    def _put_text(self, coll: CollectionInfo, rows: Sequence[tuple[str, str]]) -> bool | None:
         """``_put`` with each document as compact JSON text, already checked.
 
         Called instead of ``_put`` when :attr:`stores_text` is set, so a backend
-        that stores text skips building and re-encoding dicts.
+        that stores text skips building and re-encoding dicts. Returns as ``_put``.
         """
-        self._put(coll, [(pk, json.loads(text)) for pk, text in rows])
+        return self._put(coll, [(pk, json.loads(text)) for pk, text in rows])
 
     def _put_sorted(self, coll: CollectionInfo, rows: Sequence[Row]) -> None:
         """``_put`` with each document as checked data, object keys sorted.

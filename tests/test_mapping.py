@@ -686,6 +686,58 @@ def test_mirror_keeps_its_copy_across_its_own_writes(
         assert len(selects) <= 3
 
 
+def test_rewriting_the_same_data_moves_no_version_on_sql(db: doqu.Storage, db_url: str) -> None:
+    """SQLite and PostgreSQL leave a row that already holds the data alone: no page
+    written, no dead tuple, no version bump (so other processes' caches stay valid)."""
+    d = db.dict("kv")
+    d["a"] = {"n": 1}
+    db.save({"pk": "doc", "value": [1, 2]}, collection="kv")
+    token = d.last_updated()
+    d["a"] = {"n": 1}
+    d.update(a={"n": 1})
+    db.save({"pk": "doc", "value": [1, 2]}, collection="kv")
+    db.save_many([{"pk": "doc", "value": [1, 2]}, {"pk": "a", "value": {"n": 1}}], collection="kv")
+    if db_url.startswith(("sqlite", "postgresql")):
+        assert d.last_updated() == token
+    d["a"] = {"n": 2}  # a change always moves it
+    assert d.last_updated() != token and d["a"] == {"n": 2}
+    token = d.last_updated()
+    db.save_many([{"pk": "doc", "value": [1, 2]}, {"pk": "new", "value": 0}], collection="kv")
+    assert d.last_updated() != token  # one row of the batch changed
+    assert dict(d.items()) == {"a": {"n": 2}, "doc": [1, 2], "new": 0}
+
+
+@pytest.mark.parametrize("cache", [3, "mirror"])
+def test_a_write_that_changed_nothing_does_not_hide_another_writer(
+    db: doqu.Storage, monkeypatch: pytest.MonkeyPatch, cache: int | str
+) -> None:
+    """Another writer's one bump, landing while our write left the data as it was,
+    is not taken for ours: the cache reloads and sees it."""
+    m = db.dict("kv", cache=cache)
+    m.update(a=1, b=1)
+    assert m["a"] == 1 and m["b"] == 1
+    real_text, real_put = db._put_text, db._put
+    injected: list[str] = []
+
+    def inject(real: Any) -> Any:
+        def put(coll: Any, rows: Any) -> Any:
+            moved = real(coll, rows)
+            if not injected:
+                injected.append("b")
+                real_text(coll, [("b", '{"value":2}')]) if db.stores_text else real_put(
+                    coll, [("b", {"value": 2})]
+                )
+            return moved
+
+        return put
+
+    monkeypatch.setattr(db, "_put_text", inject(real_text))
+    monkeypatch.setattr(db, "_put", inject(real_put))
+    m["a"] = 1  # the same data
+    assert injected == ["b"]
+    assert m["b"] == 2 and m["a"] == 1
+
+
 def test_concurrent_readers_and_writers_through_caches(db: doqu.Storage) -> None:
     views = [db.dict("kv", cache="mirror"), db.dict("kv", cache=4), db.dict("kv")]
     errors: list[BaseException] = []

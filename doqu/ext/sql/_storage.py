@@ -335,10 +335,18 @@ class SQLStorage(Storage):
             "delete": f"DELETE FROM {t} WHERE pk = {p}",
             "bump": f"UPDATE {self._meta} SET version = version + 1 WHERE name = {p}",
         }
+        # A row already holding the very data is left alone: no page written, no dead
+        # tuple, and (the count of changed rows being 0) no version bump.
         if self.dialect == "sqlite":
-            out["put"] = out["insert"] + " ON CONFLICT (pk) DO UPDATE SET data = excluded.data"
+            out["put"] = out["insert"] + (
+                " ON CONFLICT (pk) DO UPDATE SET data = excluded.data"
+                " WHERE data IS NOT excluded.data"
+            )
         elif self.dialect == "postgresql":
-            out["put"] = out["insert"] + " ON CONFLICT (pk) DO UPDATE SET data = EXCLUDED.data"
+            out["put"] = out["insert"] + (
+                " ON CONFLICT (pk) DO UPDATE SET data = EXCLUDED.data"
+                f" WHERE {t}.data IS DISTINCT FROM EXCLUDED.data"
+            )
             out["get_for_update"] += " FOR UPDATE"
         else:
             # ON DUPLICATE KEY fires on any unique index: only safe without unique indexes.
@@ -529,36 +537,40 @@ class SQLStorage(Storage):
             return out
         return raw  # type: ignore[no-any-return]  # psycopg decodes JSONB itself
 
-    def _put(self, coll: CollectionInfo, rows: Sequence[Row]) -> None:
-        self._put_params(coll, [(pk, self._encode(pk, data)) for pk, data in rows])
+    def _put(self, coll: CollectionInfo, rows: Sequence[Row]) -> bool:
+        return self._put_params(coll, [(pk, self._encode(pk, data)) for pk, data in rows])
 
-    def _put_text(self, coll: CollectionInfo, rows: Sequence[tuple[str, str]]) -> None:
+    def _put_text(self, coll: CollectionInfo, rows: Sequence[tuple[str, str]]) -> bool:
         if self.dialect == "sqlite" and len(rows) > 1:
             # One look at the whole batch; a document that needs more gets _check_text.
             texts = [text for _, text in rows]
             if "\\u0000" not in "\n".join(texts) and max(map(len, texts)) * 4 <= self._max_document:
-                self._put_params(coll, list(rows))
-                return
+                return self._put_params(coll, list(rows))
         check = self._check_text
-        self._put_params(coll, [(pk, check(pk, text)) for pk, text in rows])
+        return self._put_params(coll, [(pk, check(pk, text)) for pk, text in rows])
 
-    def _put_params(self, coll: CollectionInfo, params: list[tuple[str, str]]) -> None:
+    def _put_params(self, coll: CollectionInfo, params: list[tuple[str, str]]) -> bool:
+        """Write the rows; ``False`` if every one already held its data (then the
+        collection's version is not bumped)."""
         sql = self._statements(coll)
 
-        def run(cur: Any) -> None:
+        def run(cur: Any) -> bool:
             if "put" in sql:
                 if len(params) == 1:
                     cur.execute(sql["put"], params[0])
                 else:
                     cur.executemany(sql["put"], params)
+                if cur.rowcount == 0:  # -1 (not known) bumps
+                    return False
             else:
                 pks = list(dict.fromkeys(pk for pk, _ in params))
                 self._delete_pks(cur, sql["table"], pks)
                 last = dict(params)  # a pk given twice: the last one wins
                 cur.executemany(sql["insert"], list(last.items()))
             cur.execute(sql["bump"], [coll.name])
+            return True
 
-        self._tx(f"saving to {coll.name!r}", run)
+        return self._tx(f"saving to {coll.name!r}", run)
 
     def _in_list(self, n: int) -> str:
         p = "?" if self.dialect == "sqlite" else "%s"
