@@ -214,14 +214,18 @@ class _Unsupported(Exception):
 
 
 class _Source:
-    """The text of one generated check function, and the objects it names.
+    """The text of one generated function, and the objects it names.
 
-    Only variable names, the names of the objects it is given and ``repr`` of
-    field names (identifiers) are written into the text.
+    It checks a value (``return False`` on the first miss, ``True`` at the end),
+    or with *convert* builds MongoDB's stored form of it (``None`` on a miss).
+    Only variable names, the names of the objects it is given, numbers and
+    ``repr`` of field names (identifiers) are written into the text.
     """
 
-    def __init__(self, bounded: bool) -> None:
-        self.bounded = bounded
+    def __init__(self, bounded: bool, convert: bool = False) -> None:
+        self.bounded = bounded or convert
+        self.convert = convert
+        self.fail = "return None" if convert else "return False"
         self.lines: list[str] = []
         self.names: dict[str, Any] = {}
         self.count = 0
@@ -242,19 +246,22 @@ class _Source:
         self.names[known] = obj
         return known
 
-    def compile(self) -> Check:
+    def compile(self, result: str) -> Callable[[Any], Any]:
+        """The function, returning *result* when every check passed."""
+        miss = "None" if self.convert else "False"
         text = "\n".join(
-            ["def check(value):", " try:", *self.lines, "  return True",
-             " except KeyError:", "  return False"]
+            ["def check(value):", " try:", *self.lines, f"  return {result}",
+             " except (KeyError, TypeError):", f"  return {miss}"]
         )  # fmt: skip
-        builtins = {"type": type, "len": len, "KeyError": KeyError}
+        builtins = {"type": type, "len": len, "sorted": sorted, "KeyError": KeyError,
+                    "TypeError": TypeError}  # fmt: skip
         scope: dict[str, Any] = {"__builtins__": builtins, **self.names}
         try:
             exec(compile(text, "<doqu exact-type check>", "exec"), scope)
         except (SyntaxError, RecursionError, MemoryError):  # deeper than Python nests blocks
             raise _Unsupported from None
-        check: Check = scope["check"]
-        return check
+        made: Callable[[Any], Any] = scope["check"]
+        return made
 
 
 def _plain_model_fields(
@@ -336,67 +343,118 @@ class _Checks:
         source = _Source(bounded)
         source.add(2, "v = value")
         self.write(schema, "v", 2, source, top)
-        return source.compile()
+        return source.compile("True")
 
-    def write(self, schema: Any, x: str, indent: int, out: _Source, top: bool = False) -> None:
-        """Lines of *out* that ``return False`` unless the value named *x* is exact."""
+    def write(
+        self, schema: Any, x: str, indent: int, out: _Source, top: bool = False
+    ) -> tuple[str, int]:
+        """Lines of *out* that fail unless the value named *x* is exact; the expression
+        of its stored form (with ``out.convert``) and the most bytes that can take."""
         if isinstance(schema, dict) and schema.get("type") == "definition-ref":
-            self.through(schema, lambda target: self.write(target, x, indent, out))
-            return
+            return self.through(schema, lambda target: self.write(target, x, indent, out))
         if not isinstance(schema, dict):
             raise _Unsupported
         kind = schema.get("type")
         rest = set(schema) - {"type", "ref", "metadata"}
-        line = out.add
+        line, fail = out.add, out.fail
         if kind in _SCALARS and not rest:
-            line(indent, f"if type({x}) is not {out.name(_SCALARS[kind])}: return False")
+            line(indent, f"if type({x}) is not {out.name(_SCALARS[kind])}: {fail}")
             if out.bounded and kind == "int":
-                line(indent, f"if not {INT_MIN} <= {x} <= {INT_MAX}: return False")
+                line(indent, f"if not {INT_MIN} <= {x} <= {INT_MAX}: {fail}")
             elif out.bounded and kind == "float":
-                line(indent, f"if {x} - {x} != 0.0: return False")  # NaN, infinities
-        elif kind == "nullable" and rest == {"schema"}:
+                line(indent, f"if {x} - {x} != 0.0: {fail}")  # NaN, infinities
+            elif out.convert and kind == "str":
+                fits = out.name(_fits)
+                line(
+                    indent,
+                    f"if len({x}) > {_MAX_STR} or not ({x}.isascii() or {fits}({x})): {fail}",
+                )
+            return x, _LEAF_SIZES[kind]
+        if kind == "nullable" and rest == {"schema"}:
             line(indent, f"if {x} is not None:")
-            self.write(schema["schema"], x, indent + 1, out)
-        elif kind == "default" and rest <= {"schema", "default", "default_factory"}:
-            self.write(schema["schema"], x, indent, out)
-        elif kind == "list" and rest == {"items_schema"}:
-            item = out.var()
-            line(indent, f"if type({x}) is not {out.name(list)}: return False")
+            inner, size = self.write(schema["schema"], x, indent + 1, out)
+            if inner == x or not out.convert:
+                return x, size
+            made = out.var()
+            line(indent + 1, f"{made} = {inner}")
+            line(indent, "else:")
+            line(indent + 1, f"{made} = None")
+            return made, size
+        if kind == "default" and rest <= {"schema", "default", "default_factory"}:
+            return self.write(schema["schema"], x, indent, out)
+        if kind == "list" and rest == {"items_schema"}:
+            item, made = out.var(), out.var()
+            line(indent, f"if type({x}) is not {out.name(list)}: {fail}")
+            if out.convert:
+                line(indent, f"if len({x}) > {_MAX_ITEMS}: {fail}")
+            start = len(out.lines)
             line(indent, f"for {item} in {x}:")
-            self.write(schema["items_schema"], item, indent + 1, out)
-        elif (
+            inner, size = self.write(schema["items_schema"], item, indent + 1, out)
+            if not out.convert:
+                return x, 0
+            if inner == item:
+                line(indent, f"{made} = {x}[:]")  # a copy: the stored form shares nothing
+            else:
+                out.lines.insert(start, " " * indent + f"{made} = []")
+                line(indent + 1, f"{made}.append({inner})")
+            return made, _MAX_ITEMS * (size + 8) + 8
+        if (
             kind == "dict"
             and rest == {"keys_schema", "values_schema"}
             and schema["keys_schema"] == {"type": "str"}
         ):
-            key, value = out.var(), out.var()
-            line(indent, f"if type({x}) is not {out.name(dict)}: return False")
-            line(indent, f"for {key}, {value} in {x}.items():")
-            line(indent + 1, f"if type({key}) is not {out.name(str)}: return False")
-            self.write(schema["values_schema"], value, indent + 1, out)
-        elif kind == "model":
-            self.write_model(schema, x, indent, out, top)
-        else:
-            raise _Unsupported
+            key, value, made = out.var(), out.var(), out.var()
+            line(indent, f"if type({x}) is not {out.name(dict)}: {fail}")
+            if not out.convert:
+                line(indent, f"for {key}, {value} in {x}.items():")
+                line(indent + 1, f"if type({key}) is not {out.name(str)}: {fail}")
+                self.write(schema["values_schema"], value, indent + 1, out)
+                return x, 0
+            line(indent, f"if len({x}) > {_MAX_ITEMS}: {fail}")
+            line(indent, f"{made} = {{}}")
+            line(indent, f"for {key} in sorted({x}):")  # keys of mixed types: TypeError
+            good = out.name(_good_key)
+            line(indent + 1, f"if type({key}) is not {out.name(str)} or not {good}({key}): {fail}")
+            line(indent + 1, f"{value} = {x}[{key}]")
+            inner, size = self.write(schema["values_schema"], value, indent + 1, out)
+            line(indent + 1, f"{made}[{key}] = {inner}")
+            return made, _MAX_ITEMS * (_LEAF_SIZES["str"] + size + 8) + 8
+        if kind == "model":
+            return self.write_model(schema, x, indent, out, top)
+        raise _Unsupported
 
     def write_model(
         self, schema: dict[str, Any], x: str, indent: int, out: _Source, top: bool
-    ) -> None:
+    ) -> tuple[str, int]:
         """:meth:`write` for a model node whose validation is only type checks."""
         if top:
             declared = _plain_model_fields(schema, _TOP_CONFIG, _TOP_FIELD)
         else:
             declared = _plain_model_fields(schema, _PURE_CONFIG, _PURE_FIELD)
-        values = out.var()
-        out.add(indent, f"if type({x}) is not {out.name(schema['cls'])}: return False")
-        if out.bounded and (schema.get("config") or {}).get("extra_fields_behavior") == "allow":
-            out.add(indent, f"if {x}.__pydantic_extra__: return False")
+        extras = (schema.get("config") or {}).get("extra_fields_behavior") == "allow"
+        if out.convert and extras and not top:
+            raise _Unsupported  # nested extras: the text path
+        values, made = out.var(), out.var()
+        out.add(indent, f"if type({x}) is not {out.name(schema['cls'])}: {out.fail}")
+        if out.bounded and extras:
+            out.add(indent, f"if {x}.__pydantic_extra__: {out.fail}")
         out.add(indent, f"{values} = {x}.__dict__")
-        out.add(indent, f"if len({values}) != {len(declared)}: return False")
+        out.add(indent, f"if len({values}) != {len(declared)}: {out.fail}")
+        stored: list[tuple[str, str]] = []
+        total = 8
         for field_name, field in declared.items():
             value = out.var()
-            out.add(indent, f"{value} = {values}[{field_name!r}]")  # absent: KeyError, False
-            self.write(field["schema"], value, indent, out)
+            out.add(indent, f"{value} = {values}[{field_name!r}]")  # absent: KeyError, a miss
+            inner, size = self.write(field["schema"], value, indent, out)
+            if out.convert and not field.get("serialization_exclude"):
+                if "serialization_alias" in field or not _good_key(field_name):
+                    raise _Unsupported
+                stored.append((field_name, inner))
+                total += len(field_name) + 2 + size
+        if out.convert:
+            items = ", ".join(f"{name!r}: {inner}" for name, inner in sorted(stored))
+            out.add(indent, f"{made} = {{{items}}}")
+        return made, total
 
     def escaping(self, schema: Any) -> Check | None:
         """A check of the instances inside a *validated* value that validation took as
@@ -452,161 +510,53 @@ def _refs(schema: Any) -> set[str]:
 
 # -------------------------------------------------------- MongoDB's stored form
 # For models of plain types, the data MongoDB stores (object keys sorted, values
-# checked as the JSON text path checks them) is built straight from the validated
-# copy, without writing and parsing JSON. Every value must have exactly its
-# declared type; anything else (and anything large) makes the converter give up
-# and the document takes the JSON text path, which decides.
+# checked as the JSON text path checks them) is built straight from the instance
+# by a function :meth:`_Checks.write` generates, which checks what the exact
+# check does on the way: without validating a copy, without writing and parsing
+# JSON. Anything else (and anything large) makes it give up; the document is then
+# validated, and what it still gives up on takes the JSON text path, which decides.
 Convert = Callable[[Any], Any]
-_MAX_STR = 1024  # characters of one string on this path
+_MAX_STR = 1024  # characters of one string or key on this path
 _MAX_ITEMS = 256  # items of one list or object on this path
 _MAX_STORED = 8 * 1024 * 1024  # the largest document these bounds may allow (16 MiB: BSON's)
+_LEAF_SIZES: dict[str, int] = {"str": 4 * _MAX_STR + 8, "int": 16, "float": 16, "bool": 8}
 
 
-class _GiveUp(Exception):
-    """A value the stored-form converter does not vouch for."""
+def _fits(text: str) -> bool:
+    """Whether *text* encodes as UTF-8 (no lone surrogate)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _good_key(key: str) -> bool:
-    return not (key.startswith("$") or "." in key or "\x00" in key or key == "_id")
-
-
-def _str(v: Any) -> Any:
-    if type(v) is not str or len(v) > _MAX_STR:
-        raise _GiveUp
-    if not v.isascii():
-        try:
-            v.encode("utf-8")
-        except UnicodeEncodeError:
-            raise _GiveUp from None
-    return v
-
-
-def _int(v: Any) -> Any:
-    if type(v) is not int or not INT_MIN <= v <= INT_MAX:
-        raise _GiveUp
-    return v
-
-
-def _float(v: Any) -> Any:
-    if type(v) is not float or v - v != 0.0:  # NaN and the infinities fail this
-        raise _GiveUp
-    return v
-
-
-def _bool(v: Any) -> Any:
-    if type(v) is not bool:
-        raise _GiveUp
-    return v
-
-
-_LEAF_CONVERTERS: dict[str, tuple[Convert, int]] = {
-    "str": (_str, 4 * _MAX_STR + 8),
-    "int": (_int, 16),
-    "float": (_float, 16),
-    "bool": (_bool, 8),
-}
-
-
-class _Converters(_Checks):
-    """Builds a model's stored-form converter and bounds the size of what it makes."""
-
-    def convert(self, schema: Any) -> tuple[Convert, int]:
-        """The converter of values of *schema* and the most bytes one can take."""
-        if isinstance(schema, dict) and schema.get("type") == "definition-ref":
-            return self.through(schema, self.convert)
-        if not isinstance(schema, dict):
-            raise _Unsupported
-        kind = schema.get("type")
-        rest = set(schema) - {"type", "ref", "metadata"}
-        if kind in _LEAF_CONVERTERS and not rest:
-            return _LEAF_CONVERTERS[kind]
-        if kind == "nullable" and rest == {"schema"}:
-            inner, size = self.convert(schema["schema"])
-            return (lambda v: None if v is None else inner(v)), size
-        if kind == "default" and rest <= {"schema", "default", "default_factory"}:
-            return self.convert(schema["schema"])
-        if kind == "list" and rest == {"items_schema"}:
-            item, size = self.convert(schema["items_schema"])
-
-            def convert_list(v: Any) -> Any:
-                if type(v) is not list or len(v) > _MAX_ITEMS:
-                    raise _GiveUp
-                return [item(x) for x in v]
-
-            return convert_list, _MAX_ITEMS * (size + 8) + 8
-        if (
-            kind == "dict"
-            and rest == {"keys_schema", "values_schema"}
-            and schema["keys_schema"] == {"type": "str"}
-        ):
-            value, size = self.convert(schema["values_schema"])
-
-            def convert_dict(v: Any) -> Any:
-                if type(v) is not dict or len(v) > _MAX_ITEMS:
-                    raise _GiveUp
-                keys = sorted(v)  # a non-str key fails to sort with the others or below
-                if not all(type(k) is str and len(k) <= _MAX_STR and _good_key(k) for k in keys):
-                    raise _GiveUp
-                return {k: value(v[k]) for k in keys}
-
-            return convert_dict, _MAX_ITEMS * (4 * _MAX_STR + size + 8) + 8
-        if kind == "model":
-            return self.model_form(schema, _PURE_CONFIG)
-        raise _Unsupported
-
-    def model_form(
-        self, schema: dict[str, Any], config_keys: frozenset[str]
-    ) -> tuple[Convert, int]:
-        declared = _plain_model_fields(schema, config_keys, _TOP_FIELD)
-        top = config_keys is _TOP_CONFIG
-        if not top and (schema.get("config") or {}).get("extra_fields_behavior") == "allow":
-            raise _Unsupported  # nested extras: the text path
-        cls = schema["cls"]
-        parts: list[tuple[str, Convert]] = []
-        total = 8
-        for name, field in sorted(declared.items()):
-            if field.get("serialization_exclude"):
-                continue
-            if "serialization_alias" in field or not _good_key(name):
-                raise _Unsupported
-            convert, size = self.convert(field["schema"])
-            parts.append((name, convert))
-            total += len(name) + 2 + size
-        names = tuple(name for name, _ in parts)
-        converters = tuple(convert for _, convert in parts)
-
-        def convert_model(v: Any) -> Any:
-            if type(v) is not cls:
-                raise _GiveUp
-            d = v.__dict__
-            return dict(zip(names, [c(d[n]) for n, c in zip(names, converters)]))
-
-        return convert_model, total
+    """An object key MongoDB stores as it is, of a size the bounds allow."""
+    return (
+        len(key) <= _MAX_STR
+        and not (key.startswith("$") or "." in key or "\x00" in key or key == "_id")
+        and (key.isascii() or _fits(key))
+    )
 
 
 def _stored_form(schema: Any) -> Convert | None:
-    """The converter of a ``Document``'s validated copy to MongoDB's stored data, if
-    the model's types allow one (``None`` otherwise)."""
+    """The converter of a ``Document`` to MongoDB's stored data, if the model's types
+    allow one (``None`` otherwise); it returns ``None`` for an instance it does
+    not vouch for."""
     try:
-        builder = _Converters(schema)
+        builder = _Checks(schema)
         top = builder.top
         if not isinstance(top, dict) or top.get("type") != "model":
             return None
-        convert, size = builder.model_form(top, _TOP_CONFIG)
+        source = _Source(bounded=True, convert=True)
+        source.add(2, "v = value")
+        made, size = builder.write(top, "v", 2, source, top=True)
+        if size > _MAX_STORED:
+            return None
+        return source.compile(made)
     except (_Unsupported, KeyError, TypeError, AttributeError):
         return None
-    if size > _MAX_STORED:
-        return None
-
-    def stored(copy: Any) -> Any:
-        if copy.__pydantic_extra__:
-            return None
-        try:
-            return convert(copy)
-        except (_GiveUp, KeyError, TypeError):
-            return None
-
-    return stored
 
 
 @dataclass(frozen=True)
@@ -622,9 +572,10 @@ class SavePlan:
     nested: Check | None = None
     #: No declared field is stored under MongoDB's reserved ``_id``.
     plain_keys: bool = True
-    #: A validated copy (of exact types) as MongoDB's stored data, object keys
-    #: sorted; it returns ``None`` for a document the JSON text path must take.
-    #: ``None`` when the model's types do not allow it.
+    #: An instance as MongoDB's stored data, object keys sorted, made only if the
+    #: instance passes what :attr:`exact` checks and the size bounds (so it needs
+    #: no validating again); it returns ``None`` otherwise. ``None`` when the
+    #: model's types do not allow it.
     stored_form: Convert | None = None
     #: For models of plain types: whether an instance already holds exactly what
     #: validating it again returns (so it is valid as it is), with no int beyond

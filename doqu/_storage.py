@@ -279,11 +279,9 @@ class Storage(ABC):
         plan = plan_of(cls)
         if plan is None or plan.stored_form is None or not plan.plain_keys:
             return None
-        validate, stored, exact = plan.validate, plan.stored_form, plan.exact
-        if exact is not None:  # what is already exact needs no validated copy
-            datas = [stored(d if exact(d) else validate(d)) for d in docs]
-        else:
-            datas = [stored(validate(d)) for d in docs]
+        validate, stored = plan.validate, plan.stored_form
+        # What the stored form takes needs no validated copy; the rest gets one.
+        datas = [stored(d) or stored(validate(d)) for d in docs]
         if None in datas:
             return None
         return list(zip(_batch_pks(docs), datas))
