@@ -140,15 +140,16 @@ def test_user_field_named_id_is_refused_and_never_matches(mdb: MongoStorage) -> 
 
 # ------------------------------------------------------------ generated filters
 CASES: list[tuple[dict[str, Any], Any]] = [
-    ({"n": 3}, {"n": {"$eq": 3, "$not": {"$type": "array"}}}),
-    ({"n": None}, {"n": {"$type": "null", "$not": {"$type": "array"}}}),
+    ({"n": 3}, {"n": {"$eq": 3}, "n.0": {"$exists": False}}),
+    ({"n": None}, {"n": {"$type": "null"}, "n.0": {"$exists": False}}),
     ({"n": [1, 2]}, {"n": {"$eq": [1, 2], "$not": {"$elemMatch": {"$eq": [1, 2]}}}}),
     ({"n": {"b": 1, "a": 2}}, {"n": {"$eq": {"a": 2, "b": 1}, "$not": {"$type": "array"}}}),
-    ({"n__ne": 3}, {"$nor": [{"n": {"$eq": 3, "$not": {"$type": "array"}}}]}),
-    ({"n__gt": 3}, {"n": {"$gt": 3, "$not": {"$type": "array"}}}),
-    ({"n__lte": "x"}, {"n": {"$lte": "x", "$not": {"$type": "array"}}}),
-    ({"n__between": (1, 5)}, {"n": {"$gte": 1, "$lte": 5, "$not": {"$type": "array"}}}),
-    ({"n__in": [1, "a"]}, {"n": {"$in": [1, "a"], "$not": {"$type": "array"}}}),
+    ({"n__ne": 3}, {"$nor": [{"n": {"$eq": 3}, "n.0": {"$exists": False}}]}),
+    ({"n__gt": 3}, {"n": {"$gt": 3}, "n.0": {"$exists": False}}),
+    ({"n__lte": "x"}, {"n": {"$lte": "x"}, "n.0": {"$exists": False}}),
+    ({"n__between": (1, 5)}, {"n": {"$gte": 1, "$lte": 5}, "n.0": {"$exists": False}}),
+    ({"n__in": [1, "a"]}, {"n": {"$in": [1, "a"]}, "n.0": {"$exists": False}}),
+    ({"n__in": [1, {"a": 1}]}, {"n": {"$in": [1, {"a": 1}], "$not": {"$type": "array"}}}),
     ({"n__exists": True}, {"n": {"$exists": True}}),
     ({"n__exists": False}, {"$nor": [{"n": {"$exists": True}}]}),
     ({"t__contains": 5}, {"t": {"$elemMatch": {"$eq": 5}}}),
@@ -157,16 +158,16 @@ CASES: list[tuple[dict[str, Any], Any]] = [
         {
             "$or": [
                 {"t": {"$elemMatch": {"$eq": "a.b"}}},
-                {"t": {"$regex": "a\\.b", "$not": {"$type": "array"}}},
+                {"t": {"$regex": "a\\.b"}, "t.0": {"$exists": False}},
             ]
         },
     ),
-    ({"s__startswith": "a*"}, {"s": {"$regex": "^a\\*", "$not": {"$type": "array"}}}),
-    ({"s__endswith": "é"}, {"s": {"$regex": "é\\z", "$not": {"$type": "array"}}}),
-    ({"s__istartswith": "Aé"}, {"s": {"$regex": "^[aA]é", "$not": {"$type": "array"}}}),
+    ({"s__startswith": "a*"}, {"s": {"$regex": "^a\\*"}, "s.0": {"$exists": False}}),
+    ({"s__endswith": "é"}, {"s": {"$regex": "é\\z"}, "s.0": {"$exists": False}}),
+    ({"s__istartswith": "Aé"}, {"s": {"$regex": "^[aA]é"}, "s.0": {"$exists": False}}),
     (
         {"s__matches": "^a.b$"},
-        {"s": {"$regex": "^a.b\\z", "$options": "s", "$not": {"$type": "array"}}},
+        {"s": {"$regex": "^a.b\\z", "$options": "s"}, "s.0": {"$exists": False}},
     ),
     ({"t__size": 2}, {"t": {"$size": 2}}),
     (
@@ -179,7 +180,7 @@ CASES: list[tuple[dict[str, Any], Any]] = [
         {
             "$and": [
                 {"o": {"$not": {"$type": "array"}}},
-                {"o.x": {"$eq": 1, "$not": {"$type": "array"}}},
+                {"o.x": {"$eq": 1}, "o.x.0": {"$exists": False}},
             ]
         },
     ),
@@ -193,6 +194,40 @@ def test_explain_shows_the_native_filter(
     q = mdb.query("p").where(**conditions)
     assert filter_of(q) == expected
     list(q)  # and the server accepts it
+
+
+_TRICKY: dict[str, Any] = {
+    "num": 60, "small": 3, "str": "abc", "null": None, "list": [60], "empty": [],
+    "nested": [[60]], "nulls": [None], "zero": {"0": 60}, "zero-null": {"0": None},
+    "zero-str": {"0": "abc"}, "obj": {"a": 1}, "strs": ["abc"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "conditions",
+    [
+        {"n__gt": 50}, {"n__lte": 3}, {"n": 60}, {"n__ne": 60}, {"n": None},
+        {"n__isnull": True}, {"n__in": [60, "abc"]}, {"n__in": [{"0": 60}, 3]},
+        {"n__nin": [60]}, {"n": {"0": 60}}, {"n__startswith": "ab"}, {"n__between": (1, 70)},
+        {"n__contains": "b"}, {"n__gt": "a"},
+    ],
+)  # fmt: skip
+def test_scalar_filters_agree_with_the_evaluator_on_arrays_and_key_zero(
+    mdb: MongoStorage, conditions: dict[str, Any]
+) -> None:
+    """Comparisons never look into arrays, and objects keyed "0" are values like others."""
+    docs = [{"pk": k, "n": v} for k, v in _TRICKY.items()] + [{"pk": "missing"}]
+    mdb.save_many(docs, collection="tricky")
+    ref = doqu.connect("memory://")
+    try:
+        ref.save_many(docs, collection="tricky")
+        expected = pks(ref.query("tricky").where(**conditions))
+        assert pks(mdb.query("tricky").where(**conditions)) == expected
+        negated = pks(ref.query("tricky").where_not(**conditions))
+        assert pks(mdb.query("tricky").where_not(**conditions)) == negated
+        assert mdb.query("tricky").where(**conditions).count() == len(expected)
+    finally:
+        ref.close()
 
 
 def test_every_lookup_has_a_native_translation() -> None:
@@ -214,7 +249,7 @@ def test_ordered_queries_explain_the_pipeline(mdb: MongoStorage) -> None:
     plan = json.loads(q.explain())
     stages = [next(iter(stage)) for stage in plan["pipeline"]]
     assert stages == ["$match", "$project", "$addFields", "$sort", "$skip", "$limit", "$project"]
-    assert plan["pipeline"][0]["$match"] == {"n": {"$gt": 1, "$not": {"$type": "array"}}}
+    assert plan["pipeline"][0]["$match"] == {"n": {"$gt": 1}, "n.0": {"$exists": False}}
     by_pk = json.loads(mdb.query("p").order_by("-pk")[:3].explain())
     assert by_pk["sort"] == {"_id": -1} and by_pk["limit"] == 3
 

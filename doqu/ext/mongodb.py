@@ -271,7 +271,19 @@ def _scalar(field: str, ops: Filter) -> Filter:
     """*ops* on the field's own value, never on the elements of an array it holds."""
     if field == "_id":  # always a string
         return {field: ops}
+    if all(_never_an_object(v) for v in ops.values()):
+        # "Not an array" said as "no element 0": that exists only in a non-empty array
+        # or in an object keyed "0", which operands like these never match (nor does
+        # an empty array). Servers that evaluate filters in Python check it faster.
+        return {field: ops, f"{field}.0": {"$exists": False}}
     return {field: {**ops, **_NOT_ARRAY}}
+
+
+def _never_an_object(operand: Any) -> bool:
+    """Whether *operand* (a scalar or a list of them) can only match scalars."""
+    if isinstance(operand, list):
+        return all(_never_an_object(v) for v in operand)
+    return operand is None or isinstance(operand, (str, int, float))
 
 
 def _exact(field: str, value: Any) -> Filter | bool:
