@@ -134,6 +134,15 @@ def check_json(
             raise error(f"{where}: {type(v).__name__} is not a JSON value")
 
 
+def encodable(text: str) -> bool:
+    """Whether *text* encodes as UTF-8 (holds no lone surrogate)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_text(text: str, error: type[Exception], where: str) -> None:
     if not text.isascii():
         try:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ._document import CollectionInfo, Document, revalidator
 from ._errors import ConfigError, CorruptDocument, InvalidDocument
-from ._json import INT_MAX, INT_MIN, MAX_NESTING, MISSING, check_json
+from ._json import INT_MAX, INT_MIN, MAX_NESTING, MISSING, check_json, encodable
 from ._shape import save_plan
 from ._storage import MAX_PK_LENGTH, QuerySpec, _check_stored_keys, check_pk
 
@@ -183,7 +183,7 @@ class _JSONCodec(_ValueCodec):
                     copy == value
                     and text.count("[") + text.count("{") < MAX_NESTING
                     and not _LONG_DIGITS.search(text)
-                    and (text.isascii() or _encodable(text))
+                    and (text.isascii() or encodable(text))
                 ):
                     return copy, text
         try:
@@ -213,14 +213,6 @@ if _make_encoder is not None:  # CPython: the C encoder, called directly
 
     def _dumps(value: Any) -> str:  # a cycle raises RecursionError: the exact check names it
         return "".join(_encode_chunks(value, 0))
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 class _EncodedCodec(_ValueCodec):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ._document import Document, as_is_nodes, revalidator
-from ._json import INT_MAX, INT_MIN, MAX_NESTING
+from ._json import INT_MAX, INT_MIN, MAX_NESTING, encodable
 
 R = TypeVar("R")
 
@@ -364,7 +364,7 @@ class _Checks:
             elif out.bounded and kind == "float":
                 line(indent, f"if {x} - {x} != 0.0: {fail}")  # NaN, infinities
             elif out.convert and kind == "str":
-                fits = out.name(_fits)
+                fits = out.name(encodable)
                 line(
                     indent,
                     f"if len({x}) > {_MAX_STR} or not ({x}.isascii() or {fits}({x})): {fail}",
@@ -522,21 +522,12 @@ _MAX_STORED = 8 * 1024 * 1024  # the largest document these bounds may allow (16
 _LEAF_SIZES: dict[str, int] = {"str": 4 * _MAX_STR + 8, "int": 16, "float": 16, "bool": 8}
 
 
-def _fits(text: str) -> bool:
-    """Whether *text* encodes as UTF-8 (no lone surrogate)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _good_key(key: str) -> bool:
     """An object key MongoDB stores as it is, of a size the bounds allow."""
     return (
         len(key) <= _MAX_STR
         and not (key.startswith("$") or "." in key or "\x00" in key or key == "_id")
-        and (key.isascii() or _fits(key))
+        and (key.isascii() or encodable(key))
     )
 
 
