@@ -72,13 +72,7 @@ def _new_sets(mapping: MutableMapping[str, Any], keys: list[str]) -> Side:
 
     def prepare() -> Callable[[], object]:
         base = next(rounds) * 1_000_000_000
-        values = [_value(base + i) for i in range(len(keys))]
-
-        def run() -> None:
-            for k, v in zip(keys, values):
-                mapping[k] = v
-
-        return run
+        return _sets(mapping, keys, [_value(base + i) for i in range(len(keys))]).prepare()
 
     return Side(prepare, ops=len(keys))
 

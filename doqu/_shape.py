@@ -340,10 +340,16 @@ class _Checks:
         The check is one generated function: a type test per value, loops over
         containers, no call per value.
         """
-        source = _Source(bounded)
-        source.add(2, "v = value")
-        self.write(schema, "v", 2, source, top)
-        return source.compile("True")
+        return self.generate(schema, _Source(bounded), top)
+
+    def generate(self, schema: Any, out: _Source, top: bool = False) -> Callable[[Any], Any]:
+        """The function *out* makes of *schema*: the check, or with ``out.convert`` the
+        stored-form converter (refused when the bounds allow more than ``_MAX_STORED``)."""
+        out.add(2, "v = value")
+        made, size = self.write(schema, "v", 2, out, top)
+        if out.convert and size > _MAX_STORED:
+            raise _Unsupported
+        return out.compile(made if out.convert else "True")
 
     def write(
         self, schema: Any, x: str, indent: int, out: _Source, top: bool = False
@@ -531,21 +537,15 @@ def _good_key(key: str) -> bool:
     )
 
 
-def _stored_form(schema: Any) -> Convert | None:
-    """The converter of a ``Document`` to MongoDB's stored data, if the model's types
-    allow one (``None`` otherwise); it returns ``None`` for an instance it does
-    not vouch for."""
+def _generated(schema: Any, *, convert: bool) -> Callable[[Any], Any] | None:
+    """For a ``Document``'s core schema: :attr:`SavePlan.exact` (or, with *convert*,
+    :attr:`SavePlan.stored_form`); ``None`` if the model's types do not allow it."""
     try:
         builder = _Checks(schema)
         top = builder.top
         if not isinstance(top, dict) or top.get("type") != "model":
             return None
-        source = _Source(bounded=True, convert=True)
-        source.add(2, "v = value")
-        made, size = builder.write(top, "v", 2, source, top=True)
-        if size > _MAX_STORED:
-            return None
-        return source.compile(made)
+        return builder.generate(top, _Source(bounded=True, convert=convert), top=True)
     except (_Unsupported, KeyError, TypeError, AttributeError):
         return None
 
@@ -574,18 +574,6 @@ class SavePlan:
     #: the depth one (``checks.nesting``) is left. ``False`` sends the instance to
     #: :attr:`validate`. ``None`` when the model's types do not allow it.
     exact: Check | None = None
-
-
-def _exact(schema: Any) -> Check | None:
-    """:attr:`SavePlan.exact` of a ``Document``'s core schema."""
-    try:
-        builder = _Checks(schema)
-        top = builder.top
-        if not isinstance(top, dict) or top.get("type") != "model":
-            return None
-        return builder.exact(top, bounded=True, top=True)
-    except (_Unsupported, KeyError, TypeError, AttributeError):
-        return None
 
 
 def plan_of(cls: type[Any]) -> SavePlan | None:
@@ -627,7 +615,12 @@ def save_plan(model: type[Any]) -> SavePlan:
         builder = _Checks(schema)
         nested = builder.escaping(builder.top)
         plan = SavePlan(
-            validator.validate_python, checks, nested, plain, _stored_form(schema), _exact(schema)
+            validator.validate_python,
+            checks,
+            nested,
+            plain,
+            stored_form=_generated(schema, convert=True),
+            exact=_generated(schema, convert=False),
         )
     except (_Unsupported, KeyError, TypeError, AttributeError):
         plan = SavePlan(revalidator(model), checks, None, plain)
