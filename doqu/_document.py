@@ -14,6 +14,8 @@ from ._errors import QueryError
 from ._tree import Path, parse_collection_name, parse_path
 
 if TYPE_CHECKING:
+    from typing_extensions import Self
+
     from ._query import Query
     from ._storage import Storage
 
@@ -79,7 +81,7 @@ class Document(BaseModel):
         cls.__doqu_collection__ = CollectionInfo(name, indexes, unique)
 
     @classmethod
-    def objects(cls, db: Storage) -> Query[Any]:
+    def objects(cls, db: Storage) -> Query[Self]:
         """A query over this model's collection in *db* (same as ``db.query(cls)``)."""
         return db.query(cls)
 

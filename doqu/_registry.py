@@ -38,7 +38,8 @@ _BACKENDS: dict[str, _Entry] = {
     "file": "doqu.ext.tinydb:TinyDBStorage",
 }
 
-#: Which ``pip install 'doqu[extra]'`` brings a scheme's driver.
+#: Which extra of doqu (``python -m pip install '.[extra]'`` in a checkout) brings a
+#: scheme's driver.
 EXTRAS: dict[str, str] = {
     "sqlite": "sql",
     "postgresql": "postgres",
@@ -57,8 +58,9 @@ def missing_driver(scheme: str, exc: BaseException) -> ConfigError:
     extra = EXTRAS.get(scheme, scheme)
     name = getattr(exc, "name", None) or str(exc)
     return ConfigError(
-        f"the {scheme}:// backend needs a driver that is not installed ({name}):"
-        f" pip install 'doqu[{extra}]'"
+        f"the {scheme}:// backend needs a driver that is not installed ({name}): install the"
+        f" extra doqu[{extra}], python -m pip install '.[{extra}]' in a doqu checkout"
+        " (docs/install.rst)"
     )
 
 

@@ -117,3 +117,103 @@ def test_test_extra_resolves(fresh: tuple[Path, Path, dict[str, str]]) -> None:
     assert "Would install" in done.stdout
     for name in ("pytest", "hypothesis", "sybil", "secantusdb"):
         assert name in done.stdout.lower()
+
+
+EDITABLE_APP = """\
+from typing_extensions import assert_type
+
+import doqu
+from doqu import Document, Query
+
+
+class Person(Document):
+    name: str
+
+
+def adults(db: doqu.Storage) -> Query[Person]:
+    q = Person.objects(db).where(age__gte=18)
+    assert_type(q, Query[Person])
+    return q
+"""
+
+#: What a path on sys.path to the checkout itself would make importable everywhere.
+NOT_PACKAGES = ("tests", "benchmarks", "conftest", "setup", "docs")
+
+
+def test_editable_install_is_a_path_mypy_follows(
+    fresh: tuple[Path, Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """The README's ``python -m pip install -e '.[test]'``, then mypy in another directory.
+
+    setuptools' default editable install is an import hook, which type checkers
+    do not run: mypy said "Cannot find implementation or library stub for module
+    named doqu". ``setup.cfg`` asks for the strict mode, whose ``.pth`` names a
+    tree of links to ``doqu/`` alone. A venv of its own, so that the other tests'
+    installs do not matter.
+    """
+    project, _venv, _env = fresh
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    env = _clean_env(venv)
+    install = TEST_COMMAND.split(" && ")[0]
+    done = subprocess.run(
+        ["bash", "-c", install],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    python = str(venv / "bin" / "python")
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.strip()
+    (pth,) = Path(site).glob("__editable__*doqu*.pth")
+    entries = pth.read_text(encoding="utf-8").split()
+    assert len(entries) == 1 and not entries[0].startswith("import"), entries
+    tree = Path(entries[0])
+    assert tree.is_relative_to(project.resolve() / "build")
+    assert sorted(p.name for p in tree.iterdir()) == ["doqu"]
+    assert (tree / "doqu" / "py.typed").exists()
+
+    elsewhere = tmp_path / "app"
+    elsewhere.mkdir()
+    probe = (
+        "import doqu, importlib.util, os\n"
+        "print(os.path.realpath(doqu.__file__))\n"
+        f"print([m for m in {NOT_PACKAGES!r} if importlib.util.find_spec(m) is not None])\n"
+    )
+    seen = subprocess.run(
+        [python, "-c", probe],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert seen.returncode == 0, seen.stderr
+    where, leaked = seen.stdout.splitlines()
+    assert Path(where) == (project / "doqu" / "__init__.py").resolve()  # edits show at once
+    assert leaked == "[]"
+
+    (elsewhere / "app.py").write_text(EDITABLE_APP, encoding="utf-8")
+    (elsewhere / "mypy.ini").write_text("[mypy]\nstrict = True\nplugins = pydantic.mypy\n")
+    checked = subprocess.run(
+        [python, "-m", "mypy", "app.py"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-2000:]

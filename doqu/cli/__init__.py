@@ -1,7 +1,7 @@
 """The ``doqu`` command line: query, import, export and copy doqu stores.
 
 Run ``doqu --help`` (or ``python -m doqu --help``); every command has ``--help``.
-Needs the ``cli`` extra: ``pip install 'doqu[cli]'``.
+Needs the ``cli`` extra: ``python -m pip install '.[cli]'`` in a doqu checkout.
 """
 
 from __future__ import annotations

@@ -220,7 +220,7 @@ class MongoServer:
             return self.url
         exe = shutil.which("secantusd-py")
         if exe is None:
-            raise RuntimeError("secantusd-py is not installed (pip install 'doqu[test]')")
+            raise RuntimeError("secantusd-py is not installed (the test extra: docs/install.rst)")
         cmd = [exe, "--host", "127.0.0.1", "--port", str(self.port), "--storage-path", self.storage]
         proc = self._proc = subprocess.Popen(
             [*cmd, *([] if self.replica_set else ["--standalone"]), "--log-level", "WARNING"],
@@ -292,7 +292,7 @@ def mongo_server(timeout: float = 30.0) -> Iterator[str]:
 
     exe = shutil.which("secantusd-py")
     if exe is None:
-        raise RuntimeError("secantusd-py is not installed (pip install 'doqu[test]')")
+        raise RuntimeError("secantusd-py is not installed (the test extra: docs/install.rst)")
     port = _free_port()
     storage = tempfile.mkdtemp(prefix="doqu-mongo-")
     log = open(os.path.join(storage, "server.log"), "w+b")  # noqa: SIM115 - closed below
