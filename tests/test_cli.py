@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import io
 import json
+import os
 import subprocess
 import sys
+import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,11 +18,14 @@ from typing import Any
 import click
 import pytest
 from click.testing import CliRunner, Result
+from rich.console import Console
+from rich.progress import Progress
 
 import doqu
 from doqu import Storage
 from doqu._registry import _BACKENDS
 from doqu.cli import _files as files_module
+from doqu.cli import _transfer as transfer_module
 from doqu.cli import cli
 from doqu.cli._common import parse_value
 from doqu.cli._files import Writer
@@ -335,14 +342,20 @@ def test_import_formats(url: str, tmp_path: Path) -> None:
     (tmp_path / "b.csv").write_text('id,name,age,tags\n7,Ann,35,"[""x""]"\n8,Bob,,\n')
     ok("import", url, "b", str(tmp_path / "b.csv"), "--pk", "id")
     assert by_pk(jsonl(ok("find", url, "b"))) == {
+        "7": {"pk": "7", "id": "7", "name": "Ann", "age": "35", "tags": '["x"]'},
+        "8": {"pk": "8", "id": "8", "name": "Bob"},
+    }
+    assert ok("count", url, "b", "-w", "pk=7") == "1\n"
+    ok("import", url, "b2", str(tmp_path / "b.csv"), "--pk", "id", "--json-cells")
+    assert by_pk(jsonl(ok("find", url, "b2"))) == {
         "7": {"pk": "7", "id": 7, "name": "Ann", "age": 35, "tags": ["x"]},
         "8": {"pk": "8", "id": 8, "name": "Bob"},
     }
-    assert ok("count", url, "b", "-w", "pk=7") == "1\n"
 
     stdin = "".join(json.dumps({"n": i}) + "\n" for i in range(2500))
     result = run("import", url, "c", "-", input=stdin)
-    assert result.exit_code == 0 and result.stderr == "2500 imported into c\n"
+    assert result.exit_code == 0
+    assert result.stderr == "2500 read: 2500 inserted, 0 replaced, 0 skipped into c\n"
     assert ok("count", url, "c") == "2500\n"
 
     with gzip.open(tmp_path / "d.jsonl.gz", "wt", encoding="utf-8") as fh:
@@ -359,11 +372,23 @@ def test_import_formats(url: str, tmp_path: Path) -> None:
     assert jsonl(ok("find", url, "e")) == [{"pk": "s", "v": 1}]
 
 
-def test_import_is_idempotent_by_pk(people: str, tmp_path: Path) -> None:
+def test_import_again_refuses_then_replaces_or_skips_by_pk(people: str, tmp_path: Path) -> None:
     src = tmp_path / "again.jsonl"
-    src.write_text("".join(json.dumps(p) + "\n" for p in PEOPLE))
-    ok("import", people, "people", str(src))
+    src.write_text("".join(json.dumps({**p, "again": True}) + "\n" for p in PEOPLE))
+    line = fails("import", people, "people", str(src))
+    assert line == (
+        f"doqu: error: {src}: 5 keys are already in people: 'ann' at line 1, 'bob' at line 2,"
+        " 'cy' at line 3 and 2 more; nothing was written"
+        " (--on-duplicate replace or skip imports them)"
+    )
+    assert ok("count", people, "people", "-w", "again=true") == "0\n"
+    result = run("import", people, "people", str(src), "--on-duplicate", "skip")
+    assert result.stderr == "5 read: 0 inserted, 0 replaced, 5 skipped into people\n"
+    assert ok("count", people, "people", "-w", "again=true") == "0\n"
+    result = run("import", people, "people", str(src), "--on-duplicate", "replace")
+    assert result.stderr == "5 read: 0 inserted, 5 replaced, 0 skipped into people\n"
     assert ok("count", people, "people") == "5\n"
+    assert ok("count", people, "people", "-w", "again=true") == "5\n"
 
 
 def test_json_array_reader_across_chunk_boundaries(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -407,6 +432,333 @@ def test_bad_files_are_one_line(
     assert needle in fails("import", url, "things", str(path), *extra)
 
 
+# ------------------------------------------------------------------ import: standard streams
+def _collections(url: str) -> list[str]:
+    """The collections *url* holds, read through the Python API (no store yet: none)."""
+    with doqu.connect(url) as db:
+        return db.collections()
+
+
+def test_stdin_and_stdout_use_no_deprecated_click_api(url: str) -> None:
+    # click 8.5 deprecates get_text_stream; pytest's filterwarnings=error would fail here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ok("import", url, "s", "-", input='{"pk": "a", "city": "São Paulo"}\n')
+        assert ok("find", url, "s") == '{"pk": "a", "city": "São Paulo"}\n'
+        assert ok("export", url, "s") == '{"pk": "a", "city": "São Paulo"}\n'
+
+
+def test_stdin_must_be_utf8(url: str) -> None:
+    result = CliRunner().invoke(cli, ["import", url, "s", "-"], input=b'{"a": "\xe9"}\n')
+    assert result.exit_code == 1
+    assert result.stderr.startswith("doqu: error: stdin: not UTF-8 text")
+    assert _collections(url) == []
+
+
+# ------------------------------------------------------------------ import: CSV cells
+@pytest.mark.parametrize(
+    ("cell", "value"),
+    [
+        ("42", 42),
+        ("-7", -7),
+        ("0", 0),
+        ("-1.5", -1.5),
+        ("1.0", 1.0),
+        ("0.1", 0.1),
+        ("1e+16", 1e16),
+        ("9223372036854775807", 2**63 - 1),
+        ("true", True),
+        ("false", False),
+        ("null", None),
+    ],
+)
+def test_infer_cell_takes_canonical_json_scalars(cell: str, value: Any) -> None:
+    got = files_module.infer_cell(cell)
+    assert got == value and type(got) is type(value)
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "0E0", "0E8", "007", "1e3", "1E3", "+1", "NaN", "Infinity", "-Infinity", "1.50",
+        " 42", "42 ", "-0", "-0.0", "0.10", "1.", ".5", "True", "NULL", "None", "",
+        "9223372036854775808", "1e400", "٣", "0x1F", "1_000", '"42"', "[1]", "{}",
+        "Ann", "LAX",
+    ],
+)  # fmt: skip
+def test_infer_cell_keeps_everything_else_as_text(cell: str) -> None:
+    assert files_module.infer_cell(cell) == cell
+    assert type(files_module.infer_cell(cell)) is str
+
+
+AIRPORTS_CSV = (
+    "code,n,x,flag,none,ratio,one,neg\n"
+    "0E0,42,007,true,null,-1.5,1.0,-0\n"
+    "0E8,1e3,+1,false,NaN,1.50, 42,-0.0\n"
+)
+
+
+def test_csv_cells_stay_text_by_default(url: str, tmp_path: Path) -> None:
+    src = tmp_path / "airports.csv"
+    src.write_text(AIRPORTS_CSV, encoding="utf-8")
+    ok("import", url, "airports", str(src), "--pk", "code")
+    docs = by_pk(jsonl(ok("find", url, "airports")))
+    assert docs["0E0"] == {
+        "pk": "0E0", "code": "0E0", "n": "42", "x": "007", "flag": "true", "none": "null",
+        "ratio": "-1.5", "one": "1.0", "neg": "-0",
+    }  # fmt: skip
+    assert docs["0E8"]["code"] == "0E8" and docs["0E8"]["n"] == "1e3"
+    assert ok("count", url, "airports", "-w", 'code="0E0"') == "1\n"
+
+
+def test_csv_infer_is_lossless(url: str, tmp_path: Path) -> None:
+    src = tmp_path / "airports.csv"
+    src.write_text(AIRPORTS_CSV, encoding="utf-8")
+    ok("import", url, "airports", str(src), "--pk", "code", "--infer")
+    docs = by_pk(jsonl(ok("find", url, "airports")))
+    assert docs["0E0"] == {
+        "pk": "0E0", "code": "0E0", "n": 42, "x": "007", "flag": True, "none": None,
+        "ratio": -1.5, "one": 1.0, "neg": "-0",
+    }  # fmt: skip
+    assert type(docs["0E0"]["one"]) is float
+    assert docs["0E8"] == {
+        "pk": "0E8", "code": "0E8", "n": "1e3", "x": "+1", "flag": False, "none": "NaN",
+        "ratio": "1.50", "one": " 42", "neg": "-0.0",
+    }  # fmt: skip
+    # Every cell reads back as the text it was: nothing was changed.
+    rows = [line.split(",") for line in AIRPORTS_CSV.splitlines()]
+    for row in rows[1:]:
+        doc = docs[row[0]]
+        for key, cell in zip(rows[0], row):
+            assert (doc[key] if isinstance(doc[key], str) else json.dumps(doc[key])) == cell
+
+
+def test_csv_cell_options_are_checked(url: str, tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("a\n1\n")
+    (tmp_path / "a.jsonl").write_text('{"a": 1}\n')
+    assert "CSV only" in fails("import", url, "a", str(tmp_path / "a.jsonl"), "--infer", code=2)
+    line = fails("import", url, "a", str(tmp_path / "a.csv"), "--infer", "--json-cells", code=2)
+    assert "exclude each other" in line
+    assert _collections(url) == []
+
+
+# ------------------------------------------------------------------ import: duplicate keys
+CARS: list[dict[str, Any]] = [
+    {"Name": "chevelle", "hp": 130},
+    {"Name": "skylark", "hp": 165},
+    {"Name": "chevelle", "hp": 150},
+    {"Name": "torino", "hp": 140},
+    {"Name": "skylark", "hp": 1},
+    {"Name": "skylark", "hp": 2},
+]
+
+
+def _cars(tmp_path: Path, cars: list[dict[str, Any]] = CARS) -> str:
+    path = tmp_path / "cars.json"
+    path.write_text(json.dumps(cars, indent=1), encoding="utf-8")
+    return str(path)
+
+
+def test_duplicate_keys_in_the_file_are_refused_and_nothing_is_written(
+    url: str, tmp_path: Path
+) -> None:
+    cars = _cars(tmp_path)
+    line = fails("import", url, "cars", cars, "--pk", "Name")
+    assert line == (
+        f"doqu: error: {cars}: 3 documents repeat a key of the file:"
+        " 'chevelle' at item 3 (first at item 1), 'skylark' at item 5 (first at item 2),"
+        " 'skylark' at item 6 (first at item 2); nothing was written"
+        " (--on-duplicate replace or skip imports them)"
+    )
+    assert _collections(url) == []
+    many = [{"id": i % 4} for i in range(14)]
+    line = fails("import", url, "cars", _cars(tmp_path, many), "--pk", "id", "--batch", "3")
+    assert "10 documents repeat a key of the file: '0' at item 5 (first at item 1)" in line
+    assert "'2' at item 7 (first at item 3) and 7 more; nothing was written" in line
+    assert _collections(url) == []
+
+
+def test_duplicate_keys_on_stdin_are_refused(url: str) -> None:
+    stdin = '{"pk": "a"}\n{"pk": "b"}\n\n{"pk": "a", "v": 2}\n'
+    line = fails("import", url, "s", "-", input=stdin)
+    assert "stdin: 1 document repeats a key of the file: 'a' at line 4 (first at line 1)" in line
+    assert _collections(url) == []
+    result = run("import", url, "s", "-", "--on-duplicate", "replace", input=stdin)
+    assert result.stderr == "3 read: 2 inserted, 1 replaced, 0 skipped into s\n"
+    assert jsonl(ok("find", url, "s", "-w", "pk=a")) == [{"pk": "a", "v": 2}]
+
+
+def test_duplicate_keys_replace_or_skip(url: str, tmp_path: Path) -> None:
+    cars = _cars(tmp_path)
+    result = run("import", url, "cars", cars, "--pk", "Name", "--on-duplicate", "replace")
+    assert result.exit_code == 0
+    assert result.stderr == "6 read: 3 inserted, 3 replaced, 0 skipped into cars\n"
+    assert {d["pk"]: d["hp"] for d in jsonl(ok("find", url, "cars"))} == {
+        "chevelle": 150,
+        "skylark": 2,
+        "torino": 140,
+    }
+    result = run("import", url, "kept", cars, "--pk", "Name", "--on-duplicate", "skip")
+    assert result.stderr == "6 read: 3 inserted, 0 replaced, 3 skipped into kept\n"
+    assert {d["pk"]: d["hp"] for d in jsonl(ok("find", url, "kept"))} == {
+        "chevelle": 130,
+        "skylark": 165,
+        "torino": 140,
+    }
+    # Keys in the collection and repeats in the file: both listed, nothing written.
+    again = _cars(tmp_path, [{"Name": "torino", "hp": 0}, *CARS])
+    line = fails("import", url, "cars", again, "--pk", "Name")
+    assert (
+        "4 documents repeat a key of the file: 'chevelle' at item 4 (first at item 2),"
+        " 'torino' at item 5 (first at item 1), 'skylark' at item 6 (first at item 3) and 1 more"
+    ) in line
+    assert (
+        "; 3 keys are already in cars: 'torino' at item 1, 'chevelle' at item 2,"
+        " 'skylark' at item 3; nothing was written"
+    ) in line
+    assert {d["pk"]: d["hp"] for d in jsonl(ok("find", url, "cars"))}["torino"] == 140
+
+
+@pytest.mark.parametrize("mode", ["replace", "skip"])
+def test_inserted_is_what_the_collection_gained(cli_url: str, tmp_path: Path, mode: str) -> None:
+    db = doqu.connect(cli_url)
+    try:
+        db.save_many([{"pk": "a", "v": "old"}, {"pk": "b", "v": "old"}], collection="dups")
+    finally:
+        db.close()
+    # batches of 2: [a c] [- c] [e e] [d -] [b]; "-" has no pk and gets a new one.
+    rows = [
+        {"pk": "a", "v": 1}, {"pk": "c", "v": 2}, {"v": 3}, {"pk": "c", "v": 4},
+        {"pk": "e", "v": 5}, {"pk": "e", "v": 6}, {"pk": "d", "v": 7}, {"v": 8},
+        {"pk": "b", "v": 9},
+    ]  # fmt: skip
+    src = tmp_path / "dups.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    before = _count(cli_url, "dups")
+    result = run("import", cli_url, "dups", str(src), "--on-duplicate", mode, "--batch", "2")
+    assert result.exit_code == 0, result.stderr
+    gained = _count(cli_url, "dups") - before
+    inserted, replaced, skipped = (5, 4, 0) if mode == "replace" else (5, 0, 4)
+    assert result.stderr == (
+        f"9 read: {inserted} inserted, {replaced} replaced, {skipped} skipped into dups\n"
+    )
+    assert gained == inserted == 5
+    values = {d["pk"]: d["v"] for d in jsonl(ok("export", cli_url, "dups")) if d["pk"] in "abcde"}
+    if mode == "replace":
+        assert values == {"a": 1, "b": 9, "c": 4, "d": 7, "e": 6}
+    else:
+        assert values == {"a": "old", "b": "old", "c": 2, "d": 7, "e": 5}
+
+
+def test_stored_keys_are_found_for_whole_batches(cli_url: str, tmp_path: Path) -> None:
+    # A default batch of 1000 keys and more: lookups must not hit a backend's limits.
+    src = tmp_path / "keys.jsonl"
+    src.write_text("".join(json.dumps({"pk": f"k{i}"}) + "\n" for i in range(2100)))
+    result = run("import", cli_url, "keys", str(src))
+    assert result.stderr == "2100 read: 2100 inserted, 0 replaced, 0 skipped into keys\n"
+    line = fails("import", cli_url, "keys", str(src))
+    assert "2100 keys are already in keys: 'k0' at line 1," in line
+    result = run("import", cli_url, "keys", str(src), "--on-duplicate", "replace")
+    assert result.stderr == "2100 read: 0 inserted, 2100 replaced, 0 skipped into keys\n"
+    assert _count(cli_url, "keys") == 2100
+
+
+def test_a_bad_line_after_the_first_batches_writes_nothing(url: str, tmp_path: Path) -> None:
+    src = tmp_path / "late.jsonl"
+    lines = [json.dumps({"n": i}) for i in range(2500)]
+    lines[2399] = '{"n": '
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert "late.jsonl line 2400: not valid JSON" in fails("import", url, "late", str(src))
+    assert _collections(url) == []
+
+
+def test_a_batch_the_store_refuses_says_what_was_written(url: str, tmp_path: Path) -> None:
+    src = tmp_path / "refused.jsonl"
+    src.write_text('{"pk": "a"}\n{"pk": "b"}\n{"pk": "c", "_id": 1}\n', encoding="utf-8")
+    line = fails("import", url, "r", str(src), "--batch", "2")
+    assert "'_id' is reserved" in line
+    assert "(in the batch from" in line and "line 3; 2 documents were written before it)" in line
+    assert _count(url, "r") == 2
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_import_from_a_named_pipe(url: str, tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with open(fifo, "w", encoding="utf-8") as fh:
+            fh.write('{"pk": "a"}\n{"pk": "a"}\n')
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    try:
+        line = fails("import", url, "p", str(fifo))
+    finally:
+        writer.join(timeout=10)
+    assert "1 document repeats a key of the file: 'a' at line 2 (first at line 1)" in line
+
+
+# ------------------------------------------------------------------ import: progress
+class Bars:
+    """Keeps the progress displays the transfer commands make, to look at their tasks."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.made: list[Progress] = []
+        original = transfer_module.progress
+
+        def spy(console: Console, **options: Any) -> Progress:
+            bar = original(console, **options)
+            self.made.append(bar)
+            return bar
+
+        monkeypatch.setattr(transfer_module, "progress", spy)
+
+    def tasks(self) -> dict[str, Any]:
+        return {t.description: t for bar in self.made for t in bar.tasks}
+
+
+def test_import_progress_counts_bytes_of_the_file(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bars = Bars(monkeypatch)
+    src = tmp_path / "big.jsonl.gz"
+    with gzip.open(src, "wt", encoding="utf-8") as fh:
+        fh.writelines(json.dumps({"n": i, "pad": "x" * i}) + "\n" for i in range(3000))
+    ok("import", url, "big", str(src))
+    task = bars.tasks()["import big"]
+    assert task.total == src.stat().st_size  # the compressed bytes on disk
+    assert task.completed == task.total and task.finished
+    check = bars.tasks()[f"check {src}"]
+    assert check.total == task.total and check.completed == task.total
+
+
+def test_import_progress_from_stdin_has_no_total_while_reading(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bars = Bars(monkeypatch)
+    stdin = "".join(json.dumps({"n": i}) + "\n" for i in range(100))
+    ok("import", url, "s", "-", input=stdin)
+    tasks = bars.tasks()
+    assert tasks["read stdin"].total is None
+    assert tasks["read stdin"].completed == len(stdin.encode())
+    assert tasks["import s"].total == len(stdin.encode())
+
+
+def test_import_progress_shows_sizes_and_time_left(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, width=120, color_system=None)
+    monkeypatch.setattr(transfer_module, "stderr_console", lambda: terminal)
+    src = tmp_path / "p.jsonl"
+    src.write_text("".join(json.dumps({"n": i}) + "\n" for i in range(5000)), encoding="utf-8")
+    ok("import", url, "p", str(src))
+    size = f"{src.stat().st_size / 1000:.1f}"
+    assert "import p" in screen.getvalue()
+    assert f"{size}/{size} kB" in screen.getvalue()
+
+
 TRICKY: list[dict[str, Any]] = [
     {"pk": "1", "s": "30", "e": "", "n": None, "t": True, "f": 1.5, "i": -3},
     {"pk": "2", "s": '"quoted"', "nested": {"a": [1, "2", {"b": None}]}, "u": 'Zoë, "x"\n'},
@@ -427,7 +779,7 @@ def test_export_import_round_trip(url: str, tmp_path: Path, fmt: str) -> None:
     assert result.exit_code == 0 and result.stderr == f"4 exported to {out}\n"
     piped = ok("export", url, "tricky", "--format", fmt)
     assert piped == out.read_text(encoding="utf-8")
-    ok("import", url, "copy", str(out))
+    ok("import", url, "copy", str(out), *(["--json-cells"] if fmt == "csv" else []))
     assert by_pk(jsonl(ok("find", url, "copy"))) == by_pk(TRICKY)
 
 
@@ -645,8 +997,8 @@ def _peak_mib(*args: str) -> int:
 
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("doqu.ext.sql") is None, reason="needs doqu.ext.sql")
-def test_export_and_copy_hold_memory_flat_on_sqlite(tmp_path: Path) -> None:
-    """Peak memory exporting/copying 100k documents stays near that of 10k."""
+def test_export_copy_and_import_hold_memory_flat_on_sqlite(tmp_path: Path) -> None:
+    """Peak memory exporting/copying/importing 100k documents stays near that of 10k."""
     small, big = f"sqlite:///{tmp_path / 'small.db'}", f"sqlite:///{tmp_path / 'big.db'}"
     for url, n in ((small, 10_000), (big, 100_000)):
         db = doqu.connect(url)
@@ -669,4 +1021,14 @@ def test_export_and_copy_hold_memory_flat_on_sqlite(tmp_path: Path) -> None:
     copy_small = _peak_mib("copy", small, f"sqlite:///{tmp_path / 'c1.db'}")
     copy_big = _peak_mib("copy", big, f"sqlite:///{tmp_path / 'c2.db'}")
     assert copy_big - copy_small < 25, (copy_small, copy_big)
-    print(f"peak MiB: export {export_small}/{export_big}, copy {copy_small}/{copy_big}")
+    # Import keeps the set of keys seen (100k keys: about 10 MiB), not the documents.
+    out_small = str(tmp_path / "small.jsonl")
+    _peak_mib("export", small, "big", out_small)
+    import_small = _peak_mib("import", f"sqlite:///{tmp_path / 'i1.db'}", "big", out_small)
+    import_big = _peak_mib("import", f"sqlite:///{tmp_path / 'i2.db'}", "big", out)
+    assert _count(f"sqlite:///{tmp_path / 'i2.db'}", "big") == 100_000
+    assert import_big - import_small < 40, (import_small, import_big)
+    print(
+        f"peak MiB: export {export_small}/{export_big}, copy {copy_small}/{copy_big},"
+        f" import {import_small}/{import_big}"
+    )

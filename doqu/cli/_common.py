@@ -6,13 +6,14 @@ import json
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import IO, Any
+from typing import IO, Any, Literal, cast
 
 import click
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
+    DownloadColumn,
     MofNCompleteColumn,
     Progress,
     SpinnerColumn,
@@ -31,6 +32,7 @@ __all__ = [
     "dump_json",
     "echo_error",
     "error_line",
+    "in_bytes",
     "is_terminal_stdout",
     "isatty",
     "open_storage",
@@ -101,9 +103,13 @@ def apply_conditions(
 
 
 @contextmanager
-def open_storage(url: str) -> Iterator[Storage]:
-    """Connect to *url* and close the storage afterwards (flushing ``memory://?persist``)."""
-    storage = doqu.connect(url)
+def open_storage(url: str, *, read_only: bool = False) -> Iterator[Storage]:
+    """Connect to *url* and close the storage afterwards (flushing ``memory://?persist``).
+
+    *read_only* connects with ``read_only=True``: a store that does not exist is an
+    error, never created (commands that only read use it).
+    """
+    storage = doqu.connect(url, read_only=True) if read_only else doqu.connect(url)
     try:
         yield storage
     finally:
@@ -120,13 +126,17 @@ def stderr_console() -> Console:
     return Console(stderr=True, highlight=False)
 
 
-def progress(console: Console) -> Progress:
-    """A progress display that shows only when stderr is a terminal."""
+def progress(console: Console, *, unit: Literal["rows", "bytes"] = "rows") -> Progress:
+    """A progress display that shows only when stderr is a terminal.
+
+    Tasks count *unit*: rows (``120/3000``) or bytes (``1.2/4.5 MB``). A task
+    whose total is ``None`` shows a bar without an end and no time remaining.
+    """
     return Progress(
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        DownloadColumn() if unit == "bytes" else MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,
@@ -166,8 +176,19 @@ def echo_error(message: str) -> None:
 
 
 def out_stream() -> IO[str]:
-    """Standard output as click sees it (so ``CliRunner`` captures it too)."""
-    return click.get_text_stream("stdout")
+    """Standard output as click sees it (so ``CliRunner`` captures it too).
+
+    ``click.open_file("-")`` looks ``sys.stdout`` up when called, so it is the
+    stream of the current invocation, and gives a text stream even when
+    stdout's encoding is misconfigured (it replaces the ``get_text_stream``
+    click 8.5 deprecates, with the same behaviour on click 8.1 to 8.5).
+    """
+    return cast(IO[str], click.open_file("-", "w"))
+
+
+def in_bytes() -> IO[bytes]:
+    """Standard input as bytes, as click sees it (``CliRunner``'s input in tests)."""
+    return cast(IO[bytes], click.open_file("-", "rb"))
 
 
 def isatty(stream: IO[Any]) -> bool:

@@ -6,28 +6,46 @@ import and export keep memory flat however large the collection is.
 CSV cells: a missing field is an empty cell; strings are written as they are
 unless they would read back as something else (``30``, ``true``, ``""``, text
 starting with ``"`` …), which are written JSON-quoted; every other value is
-written as JSON. Reading parses a cell as JSON when it is valid JSON, else
-takes the text, so an exported CSV imports back to the same documents.
+written as JSON. Reading takes each cell as text (``cells="text"``, the
+default); ``cells="infer"`` turns a cell into a number, bool or null only when
+that value's JSON is exactly the cell (:func:`infer_cell`); ``cells="json"``
+parses a cell as JSON when it is valid JSON, else takes the text, so an
+exported CSV imports back to the same documents.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
+import io
 import json
-from collections.abc import Iterator, Sequence
-from typing import IO, Any, cast
+import math
+import os
+import stat
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from types import TracebackType
+from typing import IO, Any, Literal, cast
 
-from ._common import CLIError, dump_json, parse_value
+from doqu.backend import INT_MAX, INT_MIN
+
+from ._common import CLIError, dump_json, in_bytes, parse_value
 
 __all__ = [
     "FORMATS",
+    "Cells",
+    "Source",
     "Writer",
     "csv_cell",
     "guess_format",
+    "infer_cell",
     "open_text",
     "read_documents",
 ]
+
+#: How CSV cells are read: as text, as losslessly inferred scalars, or as JSON.
+Cells = Literal["text", "infer", "json"]
 
 FORMATS = ("jsonl", "json", "csv")
 _CHUNK = 1 << 16
@@ -136,24 +154,65 @@ def _json_array(stream: IO[str], name: str) -> Iterator[tuple[str, dict[str, Any
         raise CLIError(f"{name}: unexpected data after the JSON array")
 
 
-def _csv(stream: IO[str], name: str) -> Iterator[tuple[str, dict[str, Any]]]:
+_LITERALS: dict[str, Any] = {"true": True, "false": False, "null": None}
+
+
+def infer_cell(cell: str) -> Any:
+    """The number, bool or null *cell* spells exactly, else *cell* itself.
+
+    Lossless: a cell becomes a value only when that value's canonical JSON text
+    (``json.dumps``) is exactly the cell, and the value is stored as it is. So
+    ``42``, ``-1.5``, ``1.0``, ``true``, ``false`` and ``null`` become values,
+    while ``0E0``, ``007``, ``1e3``, ``+1``, ``1.50``, ``" 42"``, ``NaN``, ``True``,
+    integers beyond 64 bits, ``-0`` (JSON writes 0) and ``-0.0`` (stored as 0.0)
+    stay text.
+    """
+    if cell in _LITERALS:
+        return _LITERALS[cell]
+    if not cell or cell[0] not in "-0123456789":
+        return cell  # the common case: not a number at all
+    try:
+        value = json.loads(cell)
+    except ValueError:
+        return cell
+    if isinstance(value, int):
+        exact = INT_MIN <= value <= INT_MAX
+    else:
+        exact = isinstance(value, float) and math.isfinite(value)
+    if not exact or (value == 0 and cell.startswith("-")) or json.dumps(value) != cell:
+        return cell
+    return value
+
+
+def _csv(stream: IO[str], name: str, cells: Cells) -> Iterator[tuple[str, dict[str, Any]]]:
     reader = csv.DictReader(stream)
+    readers: dict[str, Callable[[str], Any]] = {
+        "text": str,
+        "infer": infer_cell,
+        "json": parse_value,
+    }
+    read = readers[cells]
     for row in reader:
         where = f"{name} line {reader.line_num}"
         if None in row:
             raise CLIError(f"{where}: more cells than the header has columns")
-        yield where, {k: parse_value(v) for k, v in row.items() if v not in (None, "")}
+        yield where, {k: read(v) for k, v in row.items() if v not in (None, "")}
 
 
-def read_documents(stream: IO[str], fmt: str, name: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Yield ``(where, document)`` from *stream*; *where* names the line or item for errors."""
+def read_documents(
+    stream: IO[str], fmt: str, name: str, cells: Cells = "text"
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield ``(where, document)`` from *stream*; *where* names the line or item for errors.
+
+    *cells* says how CSV cells are read (see the module's docstring).
+    """
     try:
         if fmt == "jsonl":
             yield from _jsonl(stream, name)
         elif fmt == "json":
             yield from _json_array(stream, name)
         elif fmt == "csv":
-            yield from _csv(stream, name)
+            yield from _csv(stream, name, cells)
         else:  # pragma: no cover - click checks the choice
             raise CLIError(f"unknown format {fmt!r}")
     except UnicodeDecodeError as exc:
@@ -162,6 +221,86 @@ def read_documents(stream: IO[str], fmt: str, name: str) -> Iterator[tuple[str, 
         raise CLIError(f"{name}: not valid CSV ({exc})") from None
     except (gzip.BadGzipFile, EOFError) as exc:
         raise CLIError(f"{name}: not a valid gzip file ({exc})") from None
+
+
+class Source:
+    """An input file that can be read from the start more than once, and says how far it got.
+
+    A regular file is read where it is. Standard input (``-``) and other
+    streams (a pipe, ``<(…)``) cannot be read twice, so :meth:`spool` first
+    copies them to a temporary file, removed by :meth:`close`. :attr:`size` is
+    the file's size in bytes (``None`` until a stream is spooled) and
+    :meth:`position` the bytes read so far, both of the compressed file for
+    ``.gz``, so progress is measured against what is on disk.
+    """
+
+    def __init__(self, path: str, fmt: str) -> None:
+        self.path = path
+        self.name = "stdin" if path == "-" else path
+        self.fmt = fmt
+        self.size: int | None = None
+        self._compressed = path != "-" and path.endswith(".gz")
+        self._temp: str | None = None
+        self._raw: IO[bytes] | None = None
+        if path != "-":
+            info = os.stat(path)  # a missing file fails here, before anything else
+            if stat.S_ISREG(info.st_mode):
+                self.size = info.st_size
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def spool(self, report: Callable[[int], object] = lambda n: None) -> None:
+        """Copy a stream input to a temporary file, calling *report* with the bytes copied."""
+        if self.size is not None:
+            return
+        fd, self._temp = tempfile.mkstemp(prefix="doqu-import-")
+        with contextlib.ExitStack() as stack:
+            out = stack.enter_context(os.fdopen(fd, "wb"))
+            src = in_bytes() if self.path == "-" else stack.enter_context(open(self.path, "rb"))
+            copied = 0
+            while chunk := src.read(_CHUNK):
+                out.write(chunk)
+                copied += len(chunk)
+                report(copied)
+        self.size = copied
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[IO[str]]:
+        """The input as UTF-8 text from its start, decompressed when its name ends in ``.gz``."""
+        if self.size is None:  # pragma: no cover - callers spool first
+            raise RuntimeError("spool() a stream input before reading it")
+        with contextlib.ExitStack() as stack:
+            raw = stack.enter_context(open(self._temp or self.path, "rb"))
+            binary: Any = raw
+            if self._compressed:
+                binary = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
+            newline = "" if self.fmt == "csv" else None
+            text = io.TextIOWrapper(binary, encoding="utf-8", newline=newline)
+            self._raw = raw
+            try:
+                yield text
+            finally:
+                self._raw = None
+                text.close()
+
+    def position(self) -> int:
+        """Bytes of the file read so far by the open reader (its size once it is done)."""
+        if self._raw is None or self._raw.closed:
+            return self.size or 0
+        return self._raw.tell()
+
+    def close(self) -> None:
+        """Remove the temporary copy of a stream input, if any."""
+        if self._temp is not None:
+            with contextlib.suppress(OSError):
+                os.remove(self._temp)
+            self._temp = None
 
 
 # ------------------------------------------------------------------ writing

@@ -54,7 +54,7 @@ where_not_opt = click.option(
 @click.option("--counts", "-c", is_flag=True, help="Also show how many documents each holds.")
 def collections(url: str, counts: bool) -> None:
     """List the collections of the store at URL that hold documents."""
-    with open_storage(url) as db:
+    with open_storage(url, read_only=True) as db:
         for name in db.collections():
             if counts:
                 click.echo(f"{name}\t{db.query(name).count()}")
@@ -69,7 +69,7 @@ def collections(url: str, counts: bool) -> None:
 @where_not_opt
 def count(url: str, collection: str, where: tuple[str, ...], where_not: tuple[str, ...]) -> None:
     """Print how many documents of COLLECTION match."""
-    with open_storage(url) as db:
+    with open_storage(url, read_only=True) as db:
         click.echo(apply_conditions(db.query(collection), where, where_not).count())
 
 
@@ -133,7 +133,7 @@ def find(
     fmt = fmt or ("table" if is_terminal_stdout() else "jsonl")
     chosen = [f.strip() for item in fields for f in item.split(",") if f.strip()]
     paths = {name: parse_path(name) for name in chosen if name != "pk"}
-    with open_storage(url) as db:
+    with open_storage(url, read_only=True) as db:
         query = apply_conditions(db.query(collection), where, where_not)
         if order:
             query = query.order_by(*order)
@@ -183,7 +183,7 @@ def values(
     Elements of list fields count one by one; missing fields and nulls are left
     out. Numbers come first, then strings, then the rest.
     """
-    with open_storage(url) as db:
+    with open_storage(url, read_only=True) as db:
         found = apply_conditions(db.query(collection), where, where_not).values(field)
     for value in sorted(found, key=lambda v: (sort_key(v), json.dumps(v, sort_keys=True))):
         click.echo(dump_json(value))
