@@ -18,6 +18,7 @@ Validation of *new* data raises pydantic's ``ValidationError`` unchanged.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 __all__ = [
     "ConfigError",
@@ -54,8 +55,48 @@ class NotFound(DoquError, KeyError):
         return str(self.args[0])
 
 
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
 class DuplicateKey(DoquError):
-    """A write would violate a unique index; nothing was written."""
+    """A write would violate a unique index (or take a pk that is taken); nothing was written.
+
+    The message is the same on every backend::
+
+        duplicate key in 'people': email='a@x' is already held by pk 'ann'
+
+    Attributes:
+        collection: the collection written to.
+        fields: the unique index's field paths as declared, dotted (``("email",)``,
+            ``("name", "age")``); ``("pk",)`` for a primary key that is taken.
+        value: the JSON value the write gave those fields; a tuple for several fields.
+        pk: the pk of the document already holding *value*, or ``None`` where the
+            backend cannot tell (another document in the same batch counts).
+    """
+
+    def __init__(
+        self, collection: str, fields: Iterable[str], value: Any, pk: str | None = None
+    ) -> None:
+        self.collection = collection
+        self.fields = tuple(fields)
+        self.value = value
+        self.pk = pk
+        super().__init__(collection, self.fields, value, pk)
+
+    def __str__(self) -> str:
+        where = f"duplicate key in {self.collection!r}"
+        if self.fields == ("pk",):
+            return f"{where}: pk {self.value!r} is already taken"
+        if len(self.fields) == 1:
+            key = f"{self.fields[0]}={_shown(self.value)}"
+        elif isinstance(self.value, tuple) and len(self.value) == len(self.fields):
+            key = ", ".join(f"{f}={_shown(v)}" for f, v in zip(self.fields, self.value))
+        else:
+            key = f"({', '.join(self.fields)})={_shown(self.value)}"
+        held = "another document" if self.pk is None else f"pk {self.pk!r}"
+        return f"{where}: {key} is already held by {held}"
 
 
 class QueryError(DoquError, ValueError):

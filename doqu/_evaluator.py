@@ -76,6 +76,23 @@ def _has(items: list[Any], op: Any) -> bool:
     return any(json_equal(e, op) for e in items)
 
 
+def _member(v: Any) -> Any:
+    """A hashable key, equal for JSON-equal values (``1`` and ``1.0``), kinds apart."""
+    if isinstance(v, str) or v is None:
+        return v
+    if v is True or v is False:
+        return ("bool", v)
+    if isinstance(v, (int, float)):
+        return v
+    return ("json", canonical(v))
+
+
+@lru_cache(maxsize=256)
+def _members(c: Cond) -> frozenset[Any]:
+    """The keys of a list operand (``in``, ``nin``, ``all``, ``any``): one set lookup each."""
+    return frozenset(map(_member, c.operand))
+
+
 def _cond(c: Cond, v: Any) -> bool:
     lk, op = c.lookup, c.operand
     if lk == "exact":
@@ -94,9 +111,9 @@ def _cond(c: Cond, v: Any) -> bool:
         low, high = op
         return _same_orderable(v, low) and low <= v <= high
     if lk == "in":
-        return v is not MISSING and _has(op, v)
+        return v is not MISSING and _member(v) in _members(c)
     if lk == "nin":
-        return v is MISSING or not _has(op, v)
+        return v is MISSING or _member(v) not in _members(c)
     if lk == "exists":
         return (v is not MISSING) is op
     if lk == "isnull":
@@ -115,9 +132,9 @@ def _cond(c: Cond, v: Any) -> bool:
     if lk == "size":
         return isinstance(v, list) and len(v) == op
     if lk == "all":
-        return isinstance(v, list) and all(_has(v, o) for o in op)
+        return isinstance(v, list) and _members(c) <= set(map(_member, v))
     if lk == "any":
-        return isinstance(v, list) and any(_has(v, o) for o in op)
+        return isinstance(v, list) and not _members(c).isdisjoint(map(_member, v))
     if not isinstance(v, str):
         return False
     if lk == "startswith":

@@ -29,18 +29,30 @@ from collections.abc import (
     ValuesView,
 )
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, overload
 
 from ._document import CollectionInfo, Document, revalidator
 from ._errors import ConfigError, CorruptDocument, InvalidDocument
-from ._json import INT_MAX, INT_MIN, MAX_NESTING, MISSING, check_json, encodable
+from ._json import (
+    INT_MAX,
+    INT_MIN,
+    MAX_NESTING,
+    MISSING,
+    SUSPECT_TEXT,
+    check_json,
+    encodable,
+    good_key,
+)
 from ._shape import save_plan
-from ._storage import MAX_PK_LENGTH, QuerySpec, _check_stored_keys, check_pk
+from ._storage import MAX_PK_LENGTH, QuerySpec, _check_stored_keys, check_pk, stored_dump
 
 if TYPE_CHECKING:
     from ._storage import Storage
 
 __all__ = ["MappingView"]
+
+V = TypeVar("V")
+T = TypeVar("T")
 
 #: Stream items in key order, so iteration is deterministic on every backend.
 _BY_KEY = QuerySpec(order=((("pk",), False),))
@@ -71,6 +83,8 @@ def _copy(item: Any) -> Any:
 
 
 def _text(value: str) -> str:
+    if "\x00" in value:
+        raise InvalidDocument(f"text holds a NUL character (PostgreSQL cannot store it): {value!r}")
     if not value.isascii():
         try:
             value.encode("utf-8")
@@ -97,7 +111,7 @@ def _to_json(value: Any, depth: int = 2) -> Any:
     if kind is float:
         if not math.isfinite(value):
             raise TypeError(f"{value} is not a finite number (JSON has no NaN/Infinity)")
-        return value
+        return value or 0.0  # -0.0 is stored as 0.0
     if (kind is list or kind is tuple or isinstance(value, dict)) and depth > MAX_NESTING:
         raise TypeError(f"value nested deeper than {MAX_NESTING} levels (MariaDB's JSON limit)")
     if kind is list or kind is tuple:
@@ -107,7 +121,11 @@ def _to_json(value: Any, depth: int = 2) -> Any:
         for k, v in value.items():
             if type(k) is not str:
                 raise TypeError(f"JSON object keys must be str, not {type(k).__name__}: {k!r}")
-            out[_text(k)] = _to_json(v, depth + 1)
+            if not good_key(_text(k)):
+                raise InvalidDocument(
+                    f"the key {k[:40]!r} cannot be stored (no leading '$', no '.', no NUL)"
+                )
+            out[k] = _to_json(v, depth + 1)
         return out
     # Subclasses (IntEnum, StrEnum, …) are stored as their plain value, as json does.
     if isinstance(value, str):
@@ -183,6 +201,7 @@ class _JSONCodec(_ValueCodec):
                     copy == value
                     and text.count("[") + text.count("{") < MAX_NESTING
                     and not _LONG_DIGITS.search(text)
+                    and not SUSPECT_TEXT.search(text)
                     and (text.isascii() or encodable(text))
                 ):
                     return copy, text
@@ -304,10 +323,9 @@ class _ModelCodec:
         copy = plan.validate(value)
         if plan.nested is not None and not plan.nested(copy):
             copy = revalidator(type(value))(value)  # names what is wrong, or validates
-        data = copy.model_dump(mode="json")
+        data = stored_dump(copy)
         _check_stored_keys(data)
-        check_json(data, where=f"{self.model.__name__} document")
-        return data
+        return check_json(data, where=f"{self.model.__name__} document")
 
     def load(self, key: str, item: Any) -> Any:
         return self._storage._load(self.model, self._info, key, item)
@@ -568,21 +586,21 @@ class _MirrorCache(_VersionedCache):
 
 # ------------------------------------------------------------------------- view
 class _ItemsView(ItemsView[str, Any]):
-    _mapping: MappingView
+    _mapping: MappingView[Any]
 
     def __iter__(self) -> Iterator[tuple[str, Any]]:
         return self._mapping._iter_items()
 
 
 class _ValuesView(ValuesView[Any]):
-    _mapping: MappingView
+    _mapping: MappingView[Any]
 
     def __iter__(self) -> Iterator[Any]:
         for _, value in self._mapping._iter_items():
             yield value
 
 
-class MappingView(MutableMapping[str, Any]):
+class MappingView(MutableMapping[str, V]):
     """A persistent, shared ``MutableMapping`` over one collection: ``db.dict(...)``.
 
     Keys are ``str``; each item is a document ``{"value": …}`` whose pk is the
@@ -701,7 +719,7 @@ class MappingView(MutableMapping[str, Any]):
             self._cache.wrote(items, moved)
 
     # ------------------------------------------------------------ mapping
-    def __getitem__(self, key: str) -> Any:
+    def __getitem__(self, key: str) -> V:
         fast = self._fast
         if fast is not None:
             data = fast.data
@@ -710,7 +728,7 @@ class MappingView(MutableMapping[str, Any]):
                     item = data[key]
                 except (KeyError, TypeError):
                     raise KeyError(key) from None
-                return item
+                return item  # type: ignore[no-any-return]
         elif type(self._cache) is _NoCache and type(key) is str and key.isascii():
             # No cache: straight to the store (the checks of _item, inlined).
             storage = self._storage
@@ -720,12 +738,16 @@ class MappingView(MutableMapping[str, Any]):
                 item = self._fetch_item(key)
                 if item is MISSING:
                     raise KeyError(key)
-                return self._codec.load(key, item)
+                return self._codec.load(key, item)  # type: ignore[no-any-return]
         item = self._item(key)
         if item is MISSING:
             raise KeyError(key)
-        return self._codec.load(key, item)
+        return self._codec.load(key, item)  # type: ignore[no-any-return]
 
+    @overload
+    def get(self, key: str) -> V | None: ...
+    @overload
+    def get(self, key: str, default: V | T) -> V | T: ...
     def get(self, key: str, default: Any = None) -> Any:
         """The value under *key*, else *default*."""
         item = self._item(key)
@@ -734,9 +756,9 @@ class MappingView(MutableMapping[str, Any]):
     def __contains__(self, key: object) -> bool:
         return self._item(key) is not MISSING
 
-    def __setitem__(self, key: str, value: Any) -> None:
+    def __setitem__(self, key: str, value: V) -> None:
         storage = self._storage
-        storage._check_open()
+        storage._check_writable("dict item assignment")
         check_pk(key)
         codec = self._codec
         if type(codec) is _JSONCodec and storage.stores_text:
@@ -752,7 +774,7 @@ class MappingView(MutableMapping[str, Any]):
         codec.stored(key, value)
 
     def __delitem__(self, key: str) -> None:
-        self._storage._check_open()
+        self._storage._check_writable("dict item deletion")
         try:
             check_pk(key)
         except (TypeError, InvalidDocument):
@@ -778,23 +800,28 @@ class MappingView(MutableMapping[str, Any]):
             return len(snap)
         return self._storage._count(self._info, None)
 
-    def items(self) -> ItemsView[str, Any]:
+    def items(self) -> ItemsView[str, V]:
         """The items, streamed in one query (not one read per key)."""
         return _ItemsView(self)
 
-    def values(self) -> ValuesView[Any]:
+    def values(self) -> ValuesView[V]:
         """The values, streamed in one query (not one read per key)."""
         return _ValuesView(self)
 
     def _take(self, key: str, data: dict[str, Any]) -> Any:
         """Remove *key* if it still holds *data*; its value, or ``MISSING`` if it changed."""
         value = self._codec.load(key, self._codec.unwrap(data))
+        self._storage._check_writable("pop")
         with self._cache.lock:
             if not self._storage._swap(self._info, key, data, None):
                 return MISSING
             self._cache.wrote({key: MISSING})
         return value
 
+    @overload
+    def pop(self, key: str) -> V: ...
+    @overload
+    def pop(self, key: str, default: V | T) -> V | T: ...
     def pop(self, key: str, default: Any = _NO_DEFAULT) -> Any:
         """Remove *key* and return its value (atomic: the value returned is the one removed)."""
         self._storage._check_open()
@@ -814,7 +841,7 @@ class MappingView(MutableMapping[str, Any]):
             if value is not MISSING:
                 return value
 
-    def popitem(self) -> tuple[str, Any]:
+    def popitem(self) -> tuple[str, V]:
         """Remove and return some ``(key, value)`` pair; ``KeyError`` when empty."""
         self._storage._check_open()
         while True:
@@ -826,6 +853,10 @@ class MappingView(MutableMapping[str, Any]):
             if value is not MISSING:
                 return key, value
 
+    @overload
+    def setdefault(self: MappingView[T | None], key: str, default: None = None) -> T | None: ...
+    @overload
+    def setdefault(self, key: str, default: V) -> V: ...
     def setdefault(self, key: str, default: Any = None) -> Any:
         """The value under *key*; if there is none, store *default* (atomically) and return it."""
         while True:
@@ -834,6 +865,7 @@ class MappingView(MutableMapping[str, Any]):
                 return self._codec.load(key, item)
             check_pk(key)
             new = self._codec.dump(default)
+            self._storage._check_writable("setdefault")
             with self._cache.lock:
                 created = self._storage._swap(self._info, key, None, self._codec.wrap(new))
                 if created:
@@ -847,7 +879,7 @@ class MappingView(MutableMapping[str, Any]):
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         """Store many items in one batch; all keys and values are checked before any is written."""
-        self._storage._check_open()
+        self._storage._check_writable("dict update")
         pairs: Iterable[tuple[Any, Any]]
         if isinstance(other, Mapping):
             pairs = other.items()
@@ -867,7 +899,7 @@ class MappingView(MutableMapping[str, Any]):
 
     def clear(self) -> None:
         """Delete every item (every document of the collection), in one operation."""
-        self._storage._check_open()
+        self._storage._check_writable("dict clear")
         with self._cache.lock:
             removed = self._storage._delete_where(self._info, None)
             self._cache.cleared(removed > 0)
@@ -879,7 +911,7 @@ class MappingView(MutableMapping[str, Any]):
         A missing key starts from 0. Only for JSON views: another codec, or a
         stored value that is not a number, raises ``TypeError``.
         """
-        self._storage._check_open()
+        self._storage._check_writable("increment")
         if type(by) not in (int, float):
             raise TypeError(f"increment() adds an int or a float, not {type(by).__name__}")
         if not math.isfinite(by):

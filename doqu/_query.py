@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 from ._document import CollectionInfo, Document
 from ._errors import CorruptDocument, QueryError
 from ._storage import QuerySpec, paused_gc
-from ._tree import And, Node, Not, Path, Q, make_cond, parse_path, parse_update
+from ._tree import And, Node, Not, Path, Q, joined, make_cond, parse_path, parse_update
 
 if TYPE_CHECKING:
     from ._storage import Storage
@@ -152,11 +152,7 @@ class Query(Generic[T]):
         if self._sliced:
             raise QueryError("cannot filter a query once a slice has been taken")
         old = self._spec.node
-        if old is None:
-            return self._with(node=node)
-        if isinstance(old, And):
-            return self._with(node=And((*old.children, node)))
-        return self._with(node=And((old, node)))
+        return self._with(node=node if old is None else joined(And, (old, node)))
 
     @property
     def _sliced(self) -> bool:
@@ -178,14 +174,14 @@ class Query(Generic[T]):
         nodes = _conditions(args, conditions)
         if not nodes:
             return self
-        return self._add(nodes[0] if len(nodes) == 1 else And(tuple(nodes)))
+        return self._add(joined(And, nodes))
 
     def where_not(self, *args: Q, **conditions: Any) -> Query[T]:
         """Leave out documents matching all the conditions: ``NOT (c1 AND c2 …)``."""
         nodes = _conditions(args, conditions)
         if not nodes:
             return self
-        return self._add(Not(nodes[0] if len(nodes) == 1 else And(tuple(nodes))))
+        return self._add(Not(joined(And, nodes)))
 
     def order_by(self, *keys: str) -> Query[T]:
         """Sort by fields, ``"-field"`` descending; no keys clears the order."""
@@ -310,7 +306,7 @@ class Query(Generic[T]):
     def delete(self) -> int:
         """Delete every match; return how many were deleted."""
         self._refuse_slice("delete()")
-        self._storage._check_open()
+        self._storage._check_writable("delete")
         return self._storage._delete_where(self._info, self._spec.node)
 
     def update(self, **changes: Any) -> int:
@@ -323,7 +319,7 @@ class Query(Generic[T]):
         """
         self._refuse_slice("update()")
         ops = parse_update(changes)
-        self._storage._check_open()
+        self._storage._check_writable("update")
         finalize = self._storage._finalizer(self._model)
         return self._storage._update_where(self._info, self._spec.node, ops, finalize)
 

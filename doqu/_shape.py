@@ -19,12 +19,13 @@ whole model is of such types, one generated check of the instance itself
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ._document import Document, as_is_nodes, revalidator
-from ._json import INT_MAX, INT_MIN, MAX_NESTING, encodable
+from ._json import INT_MAX, INT_MIN, MAX_NESTING, encodable, good_key
 
 R = TypeVar("R")
 
@@ -41,8 +42,11 @@ class TextChecks:
     """Which scans a document's JSON text needs (``True``: scan for it)."""
 
     big_ints: bool = True
+    #: NaN, Infinity and ``-0.0`` (stored as ``0.0``): where a float can appear.
     non_finite: bool = True
     nesting: bool = True
+    #: Object keys that cannot be stored (``$…``, ``….…``): where free-form keys can appear.
+    keys: bool = True
 
 
 #: Every scan: for models this module cannot vouch for, and documents with extras.
@@ -53,10 +57,11 @@ ALL_CHECKS = TextChecks()
 class _Shape:
     depth: int  # containers nested, the value's own included
     ints: bool = False  # may hold an int outside the 64-bit range
-    floats: bool = False  # may hold a float (so NaN or Infinity)
+    floats: bool = False  # may hold a float (so NaN, Infinity or -0.0)
+    keys: bool = False  # may hold object keys not fixed by the types
 
-    def nest(self) -> _Shape:
-        return _Shape(self.depth + 1, self.ints, self.floats)
+    def nest(self, keys: bool = False) -> _Shape:
+        return _Shape(self.depth + 1, self.ints, self.floats, self.keys or keys)
 
 
 _LEAF = _Shape(0)
@@ -70,6 +75,7 @@ def _join(shapes: list[_Shape | None]) -> _Shape | None:
         max((s.depth for s in known), default=0),
         any(s.ints for s in known),
         any(s.floats for s in known),
+        any(s.keys for s in known),
     )
 
 
@@ -85,7 +91,7 @@ def _value_shape(value: Any, depth: int = 0) -> _Shape | None:
         return _Shape(0, floats=True)
     if isinstance(value, (list, tuple)):
         items = [_value_shape(v, depth + 1) for v in value]
-    elif isinstance(value, dict) and all(isinstance(k, str) for k in value):
+    elif isinstance(value, dict) and all(isinstance(k, str) and good_key(k) for k in value):
         items = [_value_shape(v, depth + 1) for v in value.values()]
     else:
         return None
@@ -142,7 +148,7 @@ class _Walker:
         if kind == "tuple":
             return self._nested(list(schema.get("items_schema") or [None]))
         if kind == "dict":
-            return self._nested([schema.get("values_schema")])
+            return self._nested([schema.get("values_schema")], keys=True)
         if kind == "union":
             choices = [c[0] if isinstance(c, tuple) else c for c in schema["choices"]]
             return _join([self.shape(c) for c in choices])
@@ -168,11 +174,11 @@ class _Walker:
             made = _value_shape(schema.get("default"))  # defaults are not validated
         return _join([inner, made])
 
-    def _nested(self, schemas: list[Any]) -> _Shape | None:
+    def _nested(self, schemas: list[Any], keys: bool = False) -> _Shape | None:
         if any(s is None for s in schemas):
             return None  # items of any type
         inner = _join([self.shape(s) for s in schemas])
-        return None if inner is None else inner.nest()
+        return None if inner is None else inner.nest(keys)
 
     def _model(self, schema: Mapping[str, Any], top: bool) -> _Shape | None:
         config = schema.get("config") or {}
@@ -181,13 +187,14 @@ class _Walker:
         fields = schema.get("schema") or {}
         if fields.get("type") != "model-fields" or fields.get("computed_fields"):
             return None
-        shapes = [
-            self.shape(field["schema"])
-            for field in fields.get("fields", {}).values()
+        stored = {
+            field.get("serialization_alias", name): field
+            for name, field in fields.get("fields", {}).items()
             if not field.get("serialization_exclude")
-        ]
-        inner = _join(shapes)
-        return None if inner is None else inner.nest()
+        }
+        inner = _join([self.shape(field["schema"]) for field in stored.values()])
+        # A field whose stored name cannot be stored: the key scan names it.
+        return None if inner is None else inner.nest(not all(map(good_key, stored)))
 
 
 # ------------------------------------------------------- nested models' values
@@ -368,12 +375,15 @@ class _Checks:
             if out.bounded and kind == "int":
                 line(indent, f"if not {INT_MIN} <= {x} <= {INT_MAX}: {fail}")
             elif out.bounded and kind == "float":
-                line(indent, f"if {x} - {x} != 0.0: {fail}")  # NaN, infinities
+                sign = out.name(math.copysign)  # -0.0 is stored as 0.0: the slow path
+                line(indent, f"if {x} - {x} != 0.0 or ({x} == 0.0 and {sign}(1.0, {x}) < 0.0):")
+                line(indent + 1, fail)  # NaN, infinities, -0.0
             elif out.convert and kind == "str":
                 fits = out.name(encodable)
                 line(
                     indent,
-                    f"if len({x}) > {_MAX_STR} or not ({x}.isascii() or {fits}({x})): {fail}",
+                    f"if len({x}) > {_MAX_STR} or '\\x00' in {x}"
+                    f" or not ({x}.isascii() or {fits}({x})): {fail}",
                 )
             return x, _LEAF_SIZES[kind]
         if kind == "nullable" and rest == {"schema"}:
@@ -413,7 +423,8 @@ class _Checks:
             line(indent, f"if type({x}) is not {out.name(dict)}: {fail}")
             if not out.convert:
                 line(indent, f"for {key}, {value} in {x}.items():")
-                line(indent + 1, f"if type({key}) is not {out.name(str)}: {fail}")
+                good, text = out.name(good_key), out.name(str)
+                line(indent + 1, f"if type({key}) is not {text} or not {good}({key}): {fail}")
                 self.write(schema["values_schema"], value, indent + 1, out)
                 return x, 0
             line(indent, f"if len({x}) > {_MAX_ITEMS}: {fail}")
@@ -500,6 +511,27 @@ class _Checks:
         raise _Unsupported  # unions, tuples, sets, functions… around such a model
 
 
+def _mentions(schema: Any, kinds: frozenset[str]) -> bool:
+    """Whether a core schema has a node of one of *kinds* anywhere (definitions too)."""
+    seen: set[int] = set()
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, dict):
+            if node.get("type") in kinds:
+                return True
+            stack.extend(node.values())
+        elif isinstance(node, (list, tuple)):
+            stack.extend(node)
+    return False
+
+
+_TEMPORAL = frozenset({"datetime", "any"})
+
+
 def _refs(schema: Any) -> set[str]:
     found: set[str] = set()
     stack = [schema]
@@ -530,11 +562,7 @@ _LEAF_SIZES: dict[str, int] = {"str": 4 * _MAX_STR + 8, "int": 16, "float": 16, 
 
 def _good_key(key: str) -> bool:
     """An object key MongoDB stores as it is, of a size the bounds allow."""
-    return (
-        len(key) <= _MAX_STR
-        and not (key.startswith("$") or "." in key or "\x00" in key or key == "_id")
-        and (key.isascii() or encodable(key))
-    )
+    return len(key) <= _MAX_STR and key != "_id" and good_key(key)
 
 
 def _generated(schema: Any, *, convert: bool) -> Callable[[Any], Any] | None:
@@ -574,6 +602,10 @@ class SavePlan:
     #: the depth one (``checks.nesting``) is left. ``False`` sends the instance to
     #: :attr:`validate`. ``None`` when the model's types do not allow it.
     exact: Check | None = None
+    #: The model's types may hold a datetime (a ``datetime`` or ``Any`` somewhere), so
+    #: its stored form is pydantic's JSON form with datetimes rewritten
+    #: (:func:`doqu._json.with_stored_datetimes`), not pydantic's JSON text as it is.
+    temporal: bool = False
 
 
 def plan_of(cls: type[Any]) -> SavePlan | None:
@@ -607,10 +639,14 @@ def save_plan(model: type[Any]) -> SavePlan:
         checks = ALL_CHECKS
     else:
         checks = TextChecks(
-            big_ints=shape.ints, non_finite=shape.floats, nesting=shape.depth > MAX_NESTING
+            big_ints=shape.ints,
+            non_finite=shape.floats,
+            nesting=shape.depth > MAX_NESTING,
+            keys=shape.keys,
         )
     fields = model.model_fields.items()
     plain = all("_id" not in (name, f.alias, f.serialization_alias) for name, f in fields)
+    temporal = _mentions(schema, _TEMPORAL)
     try:
         builder = _Checks(schema)
         nested = builder.escaping(builder.top)
@@ -621,8 +657,9 @@ def save_plan(model: type[Any]) -> SavePlan:
             plain,
             stored_form=_generated(schema, convert=True),
             exact=_generated(schema, convert=False),
+            temporal=temporal,
         )
     except (_Unsupported, KeyError, TypeError, AttributeError):
-        plan = SavePlan(revalidator(model), checks, None, plain)
+        plan = SavePlan(revalidator(model), checks, None, plain, temporal=temporal)
     type.__setattr__(model, "__doqu_plan__", (validator, plan))
     return plan

@@ -16,7 +16,7 @@ import hashlib
 import json
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
@@ -32,13 +32,26 @@ from ._errors import (
     QueryError,
     StorageError,
 )
-from ._evaluator import apply_update, canonical, resolve
-from ._json import MAX_NESTING, check_json, encode_document, json_equal
+from ._evaluator import apply_update, canonical, matches, resolve
+from ._json import (
+    BAD_KEY_BYTES,
+    MAX_NESTING,
+    NEGATIVE_ZERO_BYTES,
+    check_json,
+    encode_document,
+    holds_datetime,
+    json_equal,
+    with_stored_datetimes,
+)
+from ._options import check_options, flag
 from ._pk import new_pk, new_pks
 from ._shape import ALL_CHECKS, TextChecks, plan_of, save_plan
 from ._tree import And, Cond, Node, Path, UpdateOp, make_cond, parse_collection_name
+from ._unique import PK_INDEX, find_clash
 
 if TYPE_CHECKING:
+    from typing_extensions import Self
+
     from ._mapping import MappingView
     from ._query import Query
 
@@ -61,20 +74,27 @@ def _unset(_: Any) -> Any:
 
 
 #: What is left to scan in the text of an instance :attr:`SavePlan.exact` passed.
-_NO_CHECKS = TextChecks(big_ints=False, non_finite=False, nesting=False)
-_DEPTH_ONLY = TextChecks(big_ints=False, non_finite=False, nesting=True)
+_NO_CHECKS = TextChecks(big_ints=False, non_finite=False, nesting=False, keys=False)
+_DEPTH_ONLY = TextChecks(big_ints=False, non_finite=False, nesting=True, keys=False)
 
 
 def _plain_text(raw: bytes, checks: TextChecks = ALL_CHECKS) -> bool:
     """Whether JSON text shows nothing :func:`check_json` might refuse, but its depth.
 
-    That is no ``NaN`` or ``Infinity`` (also as words in strings) and no run of
-    19 digits (an int that may not fit in 64 bits), each looked for only where
-    *checks* says the model's types may hold it. One call covers a batch.
+    That is no NUL (``\\u0000``, in any text), no ``NaN``, ``Infinity`` (also as
+    words in strings) or ``-0.0``, no run of 19 digits (an int that may not fit in
+    64 bits) and no key that cannot be stored, each looked for only where *checks*
+    says the model's types may hold it. One call covers a batch.
     """
+    if b"\\u0000" in raw:
+        return False
     if checks.big_ints and b"0000000000000000000" in raw.translate(_DIGITS):
         return False
-    return not (checks.non_finite and (b"NaN" in raw or b"Infinity" in raw))
+    if checks.non_finite and (
+        b"NaN" in raw or b"Infinity" in raw or (b"-0.0" in raw and NEGATIVE_ZERO_BYTES.search(raw))
+    ):
+        return False
+    return not (checks.keys and BAD_KEY_BYTES.search(raw))
 
 
 def _shallow(raw: bytes) -> bool:
@@ -92,7 +112,7 @@ def _clean(raw: bytes, checks: TextChecks = ALL_CHECKS) -> bool:
 
 def _clean_batch(raws: Sequence[bytes], checks: TextChecks) -> bool:
     """:func:`_clean` for every text of a batch: one scan of the joined texts."""
-    if (checks.big_ints or checks.non_finite) and not _plain_text(b"\n".join(raws), checks):
+    if not _plain_text(b"\n".join(raws), checks):
         return False
     return not checks.nesting or all(map(_shallow, raws))
 
@@ -105,6 +125,12 @@ def _batch_pks(docs: Sequence[Any]) -> list[str]:
         return new_pks(fresh)
     keys = iter(new_pks(fresh))
     return [next(keys) if pk is None else check_pk(pk) for pk in pks]
+
+
+def stored_dump(model: Any) -> Data:
+    """A validated model's stored data: pydantic's JSON form, datetimes in stored form."""
+    data: Data = with_stored_datetimes(model, model.model_dump(mode="json"))
+    return data
 
 
 @contextlib.contextmanager
@@ -171,10 +197,25 @@ class Storage(ABC):
     #: ``save`` may hand documents of plain-typed models to :meth:`_put_sorted` as
     #: data with object keys sorted and MongoDB's key rules checked.
     stores_sorted: ClassVar[bool] = False
+    #: The options the backend takes itself, as keywords or in the URL query: name ->
+    #: what it does. :func:`doqu.connect` refuses any other option (but those of
+    #: :meth:`_driver_options`) with ``ConfigError``. ``None``: the backend checks its
+    #: options itself; only ``read_only`` is picked out for it.
+    accepted_options: ClassVar[Mapping[str, str] | None] = None
+
+    @classmethod
+    def _driver_options(cls, url: str, *, query: bool) -> tuple[Container[str], str]:
+        """The option names passed on to the driver (URL query keys if *query*, else
+        keywords), and how an error names them (e.g. "create_engine() keywords")."""
+        return (), ""
 
     def __init__(self, url: str, **options: Any) -> None:
         self.url = url
         self.options = options
+        given = check_options(type(self), url, options)
+        #: Nothing is created or written: writes raise ``StorageError``, a store that
+        #: does not exist is a ``ConfigError`` and a missing collection reads as empty.
+        self.read_only = flag("read_only", given.get("read_only", False))
         self._closed = False
         self._infos: dict[str, CollectionInfo] = {}
         self._prepared: dict[str, CollectionInfo] = {}
@@ -318,10 +359,10 @@ class Storage(ABC):
                 if self._swap(coll, pk, old, new):
                     changed += 1
                     break
+                # The pk alone, then the filter here: And((node, pk)) could take a tree
+                # at MAX_QUERY_DEPTH past it.
                 only = Cond(("pk",), "exact", pk)
-                again = list(
-                    self._select(coll, QuerySpec(only if node is None else And((node, only))))
-                )
+                again = [row for row in self._select(coll, QuerySpec(only)) if matches(node, *row)]
                 if not again:
                     break
                 old = again[0][1]
@@ -333,12 +374,27 @@ class Storage(ABC):
         ops = (UpdateOp("inc", path, by),)
         while True:
             old = self._fetch(coll, [pk]).get(pk)
-            new = apply_update(old or {}, ops)
-            check_json(new)
+            new = check_json(apply_update(old or {}, ops))
             if self._swap(coll, pk, old, new):
                 return resolve(pk, new, path)
 
     # ---------------------------------------------------------------- helpers
+    def _check_writable(self, what: str) -> None:
+        """Refuse a write on a read-only connection (and on a closed one)."""
+        self._check_open()
+        if self.read_only:
+            raise StorageError(f"{what} on a read-only connection")
+
+    def _duplicate(
+        self,
+        coll: CollectionInfo,
+        rows: Sequence[tuple[str, Any]],
+        index: tuple[Path, ...] | None = None,
+    ) -> DuplicateKey:
+        """The ``DuplicateKey`` for a write of *rows* (data or JSON text) the database
+        refused on the unique index *index* (``None``: not known); see :func:`find_clash`."""
+        return find_clash(self, coll, rows, index)
+
     def _check_open(self) -> None:
         if self._closed:
             raise StorageError(f"storage {self.url!r} is closed")
@@ -390,10 +446,9 @@ class Storage(ABC):
     def _finalizer(model: type[Document] | None) -> Finalize:
         def finalize(data: Data) -> Data:
             if model is not None:
-                data = model.model_validate(data).model_dump(mode="json")
+                data = stored_dump(model.model_validate(data))
             _check_stored_keys(data)
-            check_json(data)
-            return data
+            return check_json(data)  # type: ignore[no-any-return]
 
         return finalize
 
@@ -420,20 +475,25 @@ class Storage(ABC):
         validate: Callable[[Any], Any] = _unset
         to_json: Callable[..., bytes] = _unset
         nested: Callable[[Any], bool] | None = None
+        temporal = False
         fresh = 0
         for doc in docs:
             cls = type(doc)
             if cls is not model:
                 if issubclass(cls, Document):
                     plan = save_plan(cls)
-                    validate, nested = plan.validate, plan.nested
+                    validate, nested, temporal = plan.validate, plan.nested, plan.temporal
                     to_json = cls.__pydantic_serializer__.to_json if plan.plain_keys else _unset
                 model = cls
             if validate is not _unset and isinstance(doc, Document):
                 extra = doc.__pydantic_extra__
                 item: Any = doc
                 raw: bytes | None = None
-                if to_json is not _unset and not (extra and "_id" in extra):
+                if (
+                    to_json is not _unset
+                    and not temporal
+                    and not (extra and ("_id" in extra or holds_datetime(extra)))
+                ):
                     item = validate(doc)  # kept: the dict is made from the copy
                     if nested is None or nested(item):
                         # On an error, the slow path below names the problem.
@@ -449,8 +509,7 @@ class Storage(ABC):
                 data = self._plain(doc)
                 pk = self._pk_of(data)
                 _check_stored_keys(data)
-                check_json(data, where=f"document {pk!r}")
-                append((pk, data, None))
+                append((pk, check_json(data, where=f"document {pk!r}"), None))
         keys = iter(new_pks(fresh))
         batch = b"\n".join([raw for _, _, raw in staged if raw is not None])
         batch_clean = _plain_text(batch)
@@ -466,9 +525,9 @@ class Storage(ABC):
                     rows.append((pk, ser.to_python(item, mode="json")))
                 continue
             if isinstance(item, Document):
-                item = revalidator(type(item))(item).model_dump(mode="json")
+                item = stored_dump(revalidator(type(item))(item))
                 _check_stored_keys(item)
-                check_json(item, where=f"document {pk!r}")
+                item = check_json(item, where=f"document {pk!r}")
             rows.append((pk, encode_document(item) if text else item))
         return rows
 
@@ -484,8 +543,8 @@ class Storage(ABC):
             return []
         cls: Any = type(docs[0])
         plan = plan_of(cls) if text else None
-        if plan is None or not plan.plain_keys:
-            return None
+        if plan is None or not plan.plain_keys or plan.temporal:
+            return None  # datetimes: the general path writes their stored form
         if len(docs) == 1:
             doc: Any = docs[0]  # one document (save()): no batch bookkeeping
             if plan.exact is not None and plan.exact(doc):
@@ -516,7 +575,7 @@ class Storage(ABC):
                 raws = [to_json(d) for d in models]
             except PydanticSerializationError:
                 return None
-            if plan.checks.nesting and not all(map(_shallow, raws)):
+            if not _clean_batch(raws, _DEPTH_ONLY if plan.checks.nesting else _NO_CHECKS):
                 return None
             return list(zip(_batch_pks(models), map(bytes.decode, raws)))
         if any(d.__pydantic_extra__ for d in models):
@@ -552,12 +611,16 @@ class Storage(ABC):
 
         Plain dicts need ``collection=``; their ``"pk"`` item, if any, is the key.
         """
+        if self.read_only:
+            self._check_writable("save")
         return self.save_many([doc], collection=collection)[0]
 
     def save_many(
         self, docs: Iterable[Document | Mapping[str, Any]], *, collection: str | None = None
     ) -> list[str]:
         """Save many documents: one batch (one transaction where possible) per collection."""
+        if self.read_only:
+            self._check_writable("save_many")
         docs = list(docs)
         if docs and isinstance(docs[0], Document):
             model = type(docs[0])
@@ -632,6 +695,14 @@ class Storage(ABC):
             raise NotFound(info.name, missing)
         return [self._load(model, info, pk, found[pk]) for pk in wanted]
 
+    @overload
+    def get_or_create(
+        self, target: type[D], defaults: Mapping[str, Any] | None = None, **conditions: Any
+    ) -> tuple[D, bool]: ...
+    @overload
+    def get_or_create(
+        self, target: str, defaults: Mapping[str, Any] | None = None, **conditions: Any
+    ) -> tuple[dict[str, Any], bool]: ...
     def get_or_create(
         self, target: type[D] | str, defaults: Mapping[str, Any] | None = None, **conditions: Any
     ) -> tuple[Any, bool]:
@@ -662,6 +733,7 @@ class Storage(ABC):
         created: list[Document | Data] = []
 
         def build(attempt: int) -> Row:
+            self._check_writable("get_or_create")  # found nothing: it would create
             merged = {**fields, **values}
             doc: Document | Data = model(**merged) if model is not None else merged
             created[:] = [doc]
@@ -704,7 +776,7 @@ class Storage(ABC):
             if self._swap(coll, pk, None, data):
                 return (pk, data), True
             if pk_given:
-                raise DuplicateKey(f"{coll.name!r} already holds pk {pk!r}, not matching {node}")
+                raise self._duplicate(coll, [(pk, data)], PK_INDEX)
         raise StorageError(f"get_or_create() on {coll.name!r} kept losing races; try again")
 
     @overload
@@ -722,6 +794,7 @@ class Storage(ABC):
             info, _ = self._coll(target)
             if pk is None:
                 raise TypeError("delete() needs a pk with a model or collection name")
+        self._check_writable("delete")
         if not self._remove(info, [check_pk(pk)]):
             raise NotFound(info.name, [pk])
 
@@ -738,8 +811,8 @@ class Storage(ABC):
 
     def clear(self, target: type[Document] | str | None = None) -> None:
         """Empty one collection, or with no argument every doqu collection."""
+        self._check_writable("clear")
         if target is None:
-            self._check_open()
             for name in self._names():
                 self._drop(self._coll(name)[0])
         else:
@@ -750,7 +823,11 @@ class Storage(ABC):
         self._check_open()
         return sorted(self._names())
 
-    def dict(self, target: type[Document] | str, **options: Any) -> MappingView:
+    @overload
+    def dict(self, target: type[D], **options: Any) -> MappingView[D]: ...
+    @overload
+    def dict(self, target: str, **options: Any) -> MappingView[Any]: ...
+    def dict(self, target: type[D] | str, **options: Any) -> MappingView[Any]:
         """A ``MutableMapping`` view over one collection (see the mapping view guide)."""
         from ._mapping import MappingView
 
@@ -785,7 +862,7 @@ class Storage(ABC):
         """Whether :meth:`close` was called."""
         return self._closed
 
-    def __enter__(self) -> Storage:
+    def __enter__(self) -> Self:
         self._check_open()
         return self
 

@@ -8,6 +8,9 @@ and :class:`Not` nodes. The reference evaluator (:func:`matches`,
 :func:`filter_rows`, :func:`sort_rows`, :func:`distinct`,
 :func:`apply_update`, :func:`unique_key`) is the semantics every backend must
 reproduce, and a backend that cannot push a query down may answer with it.
+:func:`duplicate_key` makes the :class:`doqu.DuplicateKey` of a unique clash
+found in Python (``Storage._duplicate`` one the database refused), and
+:data:`READ_ONLY` is the ``read_only`` entry of ``Storage.accepted_options``.
 
 Everything here is covered by doqu's compatibility promise; the modules it
 comes from (``doqu._storage``, ``doqu._tree``, …) are not.
@@ -39,13 +42,16 @@ from ._json import (
     kind,
     sort_key,
 )
+from ._options import READ_ONLY
 from ._storage import QuerySpec, Storage, check_pk
 from ._tree import And, Cond, Node, Not, Or, Path, UpdateOp, parse_collection_name
+from ._unique import duplicate_key
 
 __all__ = [
     "INT_MAX",
     "INT_MIN",
     "MISSING",
+    "READ_ONLY",
     "And",
     "CollectionInfo",
     "Cond",
@@ -64,6 +70,7 @@ __all__ = [
     "compile_regex",
     "decode_document",
     "distinct",
+    "duplicate_key",
     "encode_document",
     "filter_rows",
     "json_equal",

@@ -268,6 +268,12 @@ class Bumped(Document):
         return 2**70 if n == 7 else n
 
 
+class Keyed(Document):
+    """Free-form keys: the key scan stays."""
+
+    marks: dict[str, bool] = Field(default_factory=dict)
+
+
 class Tree(BaseModel):
     kids: list[Tree] = []
 
@@ -282,9 +288,15 @@ def test_save_plans_follow_the_schema() -> None:
     from doqu._shape import ALL_CHECKS, TextChecks, save_plan
 
     bounded = save_plan(Bounded)
-    assert bounded.checks == TextChecks(big_ints=False, non_finite=False, nesting=False)
+    assert bounded.checks == TextChecks(big_ints=False, non_finite=False, nesting=False, keys=False)
     assert bounded.validate == Bounded.__pydantic_validator__.validate_python
-    assert save_plan(Typed).checks == TextChecks(big_ints=True, non_finite=True, nesting=False)
+    assert save_plan(Typed).checks == TextChecks(
+        big_ints=True, non_finite=True, nesting=False, keys=False
+    )
+    # Free-form keys (a dict field) are scanned for keys that cannot be stored.
+    assert save_plan(Keyed).checks == TextChecks(
+        big_ints=False, non_finite=False, nesting=False, keys=True
+    )
     assert save_plan(Bumped).checks == ALL_CHECKS
     assert save_plan(Forest).checks.nesting
     assert bounded.nested is None  # no nested model: pydantic validates everything
@@ -805,7 +817,10 @@ def test_operands_converted_like_documents() -> None:
     import uuid
     from decimal import Decimal
 
-    assert make_cond("t__gt", dt.datetime(2024, 1, 2, 3, 4, 5)).operand == "2024-01-02T03:04:05"
+    naive = dt.datetime(2024, 1, 2, 3, 4, 5)
+    assert make_cond("t__gt", naive).operand == "2024-01-02T03:04:05.000000"
+    aware = dt.datetime(2024, 1, 2, 5, 4, 5, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    assert make_cond("t__gt", aware).operand == "2024-01-02T03:04:05.000000Z"
     assert make_cond("u", uuid.UUID(int=1)).operand == "00000000-0000-0000-0000-000000000001"
     assert make_cond("d", Decimal("1.50")).operand == "1.50"
     assert make_cond("c__in", (conformance.Color.RED,)).operand == ["red"]
@@ -848,7 +863,8 @@ def test_missing_driver_names_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     doqu.register_backend("nodriver", "nonexistent_driver_xyz:Storage")
     with pytest.raises(ConfigError) as info:
         doqu.connect("nodriver://x")
-    assert "pip install 'doqu[nodriver]'" in str(info.value)
+    expected = "doqu[nodriver], python -m pip install '.[nodriver]' in a doqu checkout"
+    assert expected in str(info.value)
     assert isinstance(info.value.__cause__, ModuleNotFoundError)
 
 
@@ -876,7 +892,7 @@ def test_blocked_driver_names_extra(
     monkeypatch.setitem(sys.modules, blocked, None)
     with pytest.raises(ConfigError) as info:
         doqu.connect(url)
-    assert f"pip install 'doqu[{extra}]'" in str(info.value)
+    assert f"python -m pip install '.[{extra}]'" in str(info.value)
 
 
 ONLY_PYDANTIC = ("pydantic", "pydantic_core", "typing_extensions", "annotated_types")
@@ -924,14 +940,14 @@ for url, extra in [("sqlite:///x.db", "sql"), ("mongodb://h/x", "mongo"),
     try:
         doqu.connect(url)
     except doqu.ConfigError as exc:
-        assert f"pip install 'doqu[{extra}]'" in str(exc), (url, str(exc))
+        assert f"python -m pip install '.[{extra}]'" in str(exc), (url, str(exc))
     else:
         raise AssertionError(url)
 # doqu.ext.tinydb reads TinyDB's file format itself: it may work without the driver.
 try:
     doqu.connect("tinydb:///x.json").close()
 except doqu.ConfigError as exc:
-    assert "pip install 'doqu[tinydb]'" in str(exc), str(exc)
+    assert "python -m pip install '.[tinydb]'" in str(exc), str(exc)
 for name in [m for m in sys.modules if m.split(".")[0] in ("sqlalchemy", "pymongo", "tinydb")]:
     raise AssertionError(name)
 print("ok")

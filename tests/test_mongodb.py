@@ -88,8 +88,8 @@ def test_dollar_strings_are_plain_values(mdb: MongoStorage) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", [".*", "a.c", "(x)", "[ab]", "a+", "^a", "b$", "\\", "a|b", "{2}", "?", "\n", "\x00"]
-)
+    "text", [".*", "a.c", "(x)", "[ab]", "a+", "^a", "b$", "\\", "a|b", "{2}", "?", "\n"]
+)  # (NUL is refused in documents on every backend: tests/test_stored_values.py)
 def test_regex_metacharacters_are_literal(mdb: MongoStorage, text: str) -> None:
     mdb.save_many(
         [
@@ -171,9 +171,16 @@ CASES: list[tuple[dict[str, Any], Any]] = [
     ),
     ({"t__size": 2}, {"t": {"$size": 2}}),
     (
-        {"t__all": [1, 2]},
-        {"$and": [{"t": {"$elemMatch": {"$eq": 1}}}, {"t": {"$elemMatch": {"$eq": 2}}}]},
+        {"t__all": [1, 2, 1.0]},
+        {
+            "$and": [
+                {"t.1": {"$exists": True}},
+                {"t": {"$elemMatch": {"$eq": 1}}},
+                {"t": {"$elemMatch": {"$eq": 2}}},
+            ]
+        },
     ),
+    ({"t__any": [1, "a", 1.0]}, {"t": {"$elemMatch": {"$in": [1, "a"]}}}),
     ({"pk": "p1"}, {"_id": {"$eq": "p1"}}),
     (
         {"o__x": 1},

@@ -448,7 +448,7 @@ def test_hostile_values_are_compared_literally(sql: SQLStorage, value: str, inde
         {"pk": "semi", "s": "x' OR 1=1 --", "tags": ["'; DROP TABLE x; --", "/* c */"]},
         {"pk": "pct", "s": "%s %% ? :p $1", "tags": ["-- comment"]},
     ]
-    if "\x00" not in value or sql.dialect == "mysql":  # the others refuse NUL in documents
+    if "\x00" not in value:  # NUL is refused in documents on every backend
         docs.append({"pk": "same", "s": value, "tags": [value, "plain"]})
         docs.append({"pk": "longer", "s": value + "~" + value, "tags": [value + value]})
     sql.save_many(docs, collection=name)

@@ -10,17 +10,19 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import islice
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 from .._document import CollectionInfo
-from .._errors import ConfigError, DuplicateKey, StorageError
+from .._errors import ConfigError, StorageError
 from .._evaluator import distinct, filter_rows, sort_rows, unique_key
 from .._json import decode_document, encode_document, json_equal
+from .._options import READ_ONLY
 from .._storage import QuerySpec, Row, Storage
 from .._tree import Node, Path
+from .._unique import duplicate_key
 
 __all__ = ["MemoryStorage"]
 
@@ -37,6 +39,10 @@ class MemoryStorage(Storage):
     scheme = "memory"
     supports_transactions = True
     stores_text = True
+    accepted_options: ClassVar[Mapping[str, str]] = {
+        "persist": "a JSON snapshot file: loaded at connect, written on flush() and close()",
+        **READ_ONLY,
+    }
 
     def __init__(self, url: str = "memory://", **options: Any) -> None:
         super().__init__(url, **options)
@@ -44,15 +50,13 @@ class MemoryStorage(Storage):
         if parts.scheme != "memory":
             raise ConfigError(f"not a memory:// URL: {url!r}")
         query = parse_qs(parts.query)
-        unknown = set(query) - {"persist"}
-        if unknown:
-            raise ConfigError(f"unknown memory:// options: {', '.join(sorted(unknown))}")
         persist: str | None = options.pop("persist", None) or (query.get("persist") or [""])[0]
         self.persist_path = persist or None
         self.persistent = persist is not None  # type: ignore[misc]
         self._lock = threading.RLock()
         self._tables: dict[str, dict[str, str]] = {}
         self._versions: dict[str, int] = {}
+        # Read-only, a missing snapshot is an empty store (as memory:// is), never created.
         if persist and os.path.exists(persist):
             self._load_snapshot(persist)
 
@@ -124,12 +128,9 @@ class MemoryStorage(Storage):
                 key = unique_key(pk, data, paths)
                 if key is None:
                     continue
-                if key in taken and taken[key] != pk:
-                    shown = ", ".join(".".join(p) for p in paths)
-                    raise DuplicateKey(
-                        f"{coll.name}: ({shown}) = {key} is already taken by {taken[key]!r}"
-                    )
-                taken[key] = pk
+                holder = taken.setdefault(key, pk)  # a stored holder, or the batch's first
+                if holder != pk:
+                    raise duplicate_key(coll, paths, pk, data, holder)
 
     def _put(self, coll: CollectionInfo, rows: Sequence[Row]) -> None:
         self._put_text(coll, [(pk, encode_document(data)) for pk, data in rows])
@@ -207,7 +208,7 @@ class MemoryStorage(Storage):
                 self._bump(coll)
 
     def _flush(self) -> None:
-        if self.persist_path:
+        if self.persist_path and not self.read_only:
             self._write_snapshot(self.persist_path)
 
     def _close(self) -> None:

@@ -28,17 +28,19 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Final, TypeVar
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, Final, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from .._document import CollectionInfo
 from .._errors import ConfigError, DoquError, DuplicateKey, InvalidDocument, StorageError
 from .._evaluator import UpdateTypeError, apply_update, canonical, matches, resolve
 from .._json import MISSING, json_equal
+from .._options import READ_ONLY, strip_query
 from .._registry import missing_driver
 from .._storage import Finalize, QuerySpec, Row, Storage
-from .._tree import And, Cond, Node, Not, Or, Path, UpdateOp, regex_replace_end_anchor
+from .._tree import And, Cond, Node, Not, Or, Path, UpdateOp, gathered, regex_replace_end_anchor
+from .._unique import PK_INDEX
 
 try:
     import bson
@@ -63,6 +65,8 @@ __all__ = ["MAX_DOCUMENT_BYTES", "META_COLLECTION", "MongoStorage", "to_filter",
 Data = dict[str, Any]
 Filter = dict[str, Any]
 T = TypeVar("T")
+#: Makes the ``DuplicateKey`` of a write from the server's duplicate key error.
+Clash = Callable[[PyMongoError], Exception]
 
 #: MongoDB's limit on one stored document (BSON), 16 MiB.
 MAX_DOCUMENT_BYTES: Final = 16 * 1024 * 1024
@@ -300,20 +304,59 @@ def _exact(field: str, value: Any) -> Filter | bool:
     return _scalar(field, {"$eq": value})
 
 
-def _in(field: str, values: list[Any]) -> Filter | bool:
-    plain: list[Any] = []
-    clauses: list[Filter | bool] = []
+def _distinct(values: list[Any]) -> tuple[list[Any], bool]:
+    """The storable operands of a list lookup in stored form, JSON-equal repeats left out,
+    and whether any operand was left out as one no document can hold."""
+    seen: dict[Any, Any] = {}
+    dropped = False
     for value in values:
         ok, stored = _operand(value)
         if not ok:
+            dropped = True
             continue
+        if isinstance(stored, (dict, list)):
+            key: Any = ("json", canonical(stored))
+        elif stored is True or stored is False:
+            key = ("bool", stored)
+        else:
+            key = stored  # numbers by value (1 and 1.0 are one), strings, None
+        seen.setdefault(key, stored)
+    return list(seen.values()), dropped
+
+
+def _in(field: str, values: list[Any]) -> Filter | bool:
+    plain: list[Any] = []
+    clauses: list[Filter | bool] = []
+    for stored in _distinct(values)[0]:
         if stored is None or isinstance(stored, list):
             clauses.append(_exact(field, stored))
-        elif not any(json_equal(stored, p) for p in plain):
+        else:
             plain.append(stored)
     if plain:
         clauses.insert(0, _scalar(field, {"$in": plain}))
     return _any(clauses)
+
+
+def _has_any(field: str, values: list[Any]) -> Filter | bool:
+    """The field is an array with an element JSON-equal to one of *values*."""
+    stored = _distinct(values)[0]
+    if not stored:
+        return False
+    # $in inside $elemMatch compares each element whole, as {"$eq": v} there does.
+    return {field: {"$elemMatch": {"$in": stored}}}
+
+
+def _has_all(field: str, values: list[Any]) -> Filter | bool:
+    """The field is an array with an element JSON-equal to each of *values*."""
+    stored, dropped = _distinct(values)
+    if dropped:
+        return False  # an operand no document can hold
+    clauses: list[Filter | bool] = [_has_element(field, v) for v in stored]
+    if len(stored) > 1 and field != "_id":
+        # n distinct operands need n elements: "no element n-1" rules a shorter list
+        # out before n $elemMatch scans of it.
+        clauses.insert(0, {f"{field}.{len(stored) - 1}": {"$exists": True}})
+    return _all(clauses)
 
 
 def _has_element(field: str, value: Any) -> Filter | bool:
@@ -369,9 +412,9 @@ def _positive(c: Cond) -> Filter | bool:
     if lk == "size":
         return {field: {"$size": op}}
     if lk == "all":
-        return _all([_has_element(field, o) for o in op])
+        return _has_all(field, op)
     if lk == "any":
-        return _any([_has_element(field, o) for o in op])
+        return _has_any(field, op)
     raise AssertionError(f"no translation for lookup {lk!r}")  # pragma: no cover
 
 
@@ -398,11 +441,15 @@ def _node(node: Node) -> Filter | bool:
     if isinstance(node, Cond):
         return _cond(node)
     if isinstance(node, And):
-        return _all([_node(n) for n in node.children])
-    if isinstance(node, Or):
-        return _any([_node(n) for n in node.children])
+        return _all([_node(n) for n in gathered(node)])
+    if isinstance(node, Or):  # exacts on one path become one $in
+        return _any([_node(n) for n in gathered(node)])
     if isinstance(node, Not):
-        return _negate(_node(node.child))
+        inner, odd = node.child, True
+        while isinstance(inner, Not):  # NOT NOT x is x: filters are two-valued
+            inner, odd = inner.child, not odd
+        out = _node(inner)
+        return _negate(out) if odd else out
     raise TypeError(f"not a query node: {node!r}")
 
 
@@ -651,6 +698,25 @@ def _guard(pk: str, old: Data) -> Filter:
     return {"_id": pk, "$expr": {"$eq": ["$$ROOT", {"$literal": {"_id": pk, **old}}]}}
 
 
+class _ClientOptions:
+    """The names of ``MongoClient`` options (URL or keyword), compared as pymongo does:
+    case-insensitively."""
+
+    def __init__(self) -> None:
+        from pymongo import common
+
+        names: set[str] = {"host", "port", "document_class", "tz_aware", "connect"}
+        for table in ("VALIDATORS", "URI_OPTIONS_VALIDATOR_MAP", "URI_OPTIONS_ALIAS_MAP"):
+            names.update(getattr(common, table, {}))
+        self.names = {name.lower() for name in names}
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self.names
+
+
+_CLIENT_OPTIONS: Final = _ClientOptions()
+
+
 # ------------------------------------------------------------------- storage
 class MongoStorage(Storage):
     """MongoDB through pymongo; queries become native filters and pipelines.
@@ -664,6 +730,11 @@ class MongoStorage(Storage):
     native_update = True
     stores_text = True  # documents arrive as JSON text, parsed once into stored form
     stores_sorted = True  # or, for plain-typed models, straight as sorted data
+    accepted_options: ClassVar[Mapping[str, str]] = READ_ONLY
+
+    @classmethod
+    def _driver_options(cls, url: str, *, query: bool) -> tuple[Container[str], str]:
+        return _CLIENT_OPTIONS, "pymongo.MongoClient options (appName, maxPoolSize, …)"
 
     def __init__(self, url: str, **options: Any) -> None:
         super().__init__(url, **options)
@@ -674,14 +745,16 @@ class MongoStorage(Storage):
         if any(ch in name for ch in '/\\. "$\x00') or len(name) > 63:
             raise ConfigError(f"not a MongoDB database name: {name!r}")
         self.database_name = name
-        self._client_options = options
+        ours = self.accepted_options
+        self._client_url = strip_query(url, ours)
+        self._client_options = {k: v for k, v in options.items() if k not in ours}
         self._client = self._connect()
         #: Whether writes and version bumps share a transaction (asked on first write).
         self._transactions: bool | None = None
 
     def _connect(self) -> pymongo.MongoClient[Data]:
         try:
-            return pymongo.MongoClient(self.url, **self._client_options)
+            return pymongo.MongoClient(self._client_url, **self._client_options)
         except pymongo.errors.ConfigurationError as exc:
             raise ConfigError(f"bad MongoDB URL or option: {exc}") from exc
         except (TypeError, ValueError) as exc:
@@ -696,17 +769,27 @@ class MongoStorage(Storage):
     def _c(self, coll: CollectionInfo) -> Any:
         return self._db()[coll.name]
 
-    def _run(self, what: str, call: Callable[[], T], *, read: bool = False) -> T:
+    def _run(
+        self, what: str, call: Callable[[], T], *, read: bool = False, clash: Clash | None = None
+    ) -> T:
         """Run one driver call, translating its errors; reads retry once on a lost link."""
         try:
             return call()
         except PyMongoError as exc:
             if not (read and _retryable(exc)):
-                raise _error(what, exc) from exc
+                raise _error(what, exc, clash) from exc
         try:
             return call()
         except PyMongoError as exc:
-            raise _error(what, exc) from exc
+            raise _error(what, exc, clash) from exc
+
+    def _clash(self, coll: CollectionInfo, rows: Callable[[], Sequence[Row]]) -> Clash:
+        """What turns a duplicate key error writing ``rows()`` into its ``DuplicateKey``."""
+
+        def duplicate(exc: PyMongoError) -> Exception:
+            return self._duplicate(coll, rows(), _clash_index(coll, exc))
+
+        return duplicate
 
     def _transactional(self) -> bool:
         """Whether the server runs transactions: a replica set member or ``mongos``."""
@@ -739,6 +822,7 @@ class MongoStorage(Storage):
         changed: Callable[[T], bool] = lambda _: True,
         *,
         partial: bool = False,
+        clash: Clash | None = None,
     ) -> T:
         """Run ``write(session)`` and bump the version token when ``changed(result)``.
 
@@ -761,20 +845,22 @@ class MongoStorage(Storage):
                     out: T = session.with_transaction(body)
                     return out
             except PyMongoError as exc:
-                raise _error(f"{coll.name}: {what}", exc) from exc
+                raise _error(f"{coll.name}: {what}", exc, clash) from exc
         try:
             out = write(None)
         except PyMongoError as exc:
             if partial:
                 with contextlib.suppress(DoquError):
                     self._bump(coll)
-            raise _error(f"{coll.name}: {what}", exc) from exc
+            raise _error(f"{coll.name}: {what}", exc, clash) from exc
         if changed(out):
             self._bump(coll)
         return out
 
     # ----------------------------------------------------------- primitives
     def _prepare(self, coll: CollectionInfo) -> None:
+        if self.read_only:
+            return  # no counter, no index: reads of a missing collection are empty anyway
         target = self._c(coll)
         if self._transactional():
             # The version counter exists before any transaction bumps it, so that
@@ -797,7 +883,7 @@ class MongoStorage(Storage):
             keys = [(_field(p), pymongo.ASCENDING) for p in paths]
             # As in SQL, documents whose key holds a null or missing part are exempt.
             partial = {_field(p): {"$type": _PRESENT_TYPES} for p in paths if p != ("pk",)}
-            name = "doqu_unique_" + "_".join(_field(p).replace(".", "_") for p in paths)
+            name = _unique_name(paths)
 
             def create(k: Any = keys, f: Filter = partial, n: str = name) -> Any:
                 options: Filter = {"unique": True, "name": n}
@@ -805,7 +891,8 @@ class MongoStorage(Storage):
                     options["partialFilterExpression"] = f
                 return target.create_index(k, **options)
 
-            self._run(f"{coll.name}: create unique index", create)
+            # Stored documents that already share a key: name two of them.
+            self._run(f"{coll.name}: create unique index", create, clash=self._clash(coll, list))
 
     def _put(self, coll: CollectionInfo, rows: Sequence[Row]) -> None:
         self._write_docs(coll, [_to_mongo(pk, data) for pk, data in rows])
@@ -819,18 +906,22 @@ class MongoStorage(Storage):
     def _write_docs(self, coll: CollectionInfo, docs: list[Data]) -> None:
         """Insert or replace stored-form documents (every one checked before writing)."""
         target = self._c(coll)
+        clash = self._clash(coll, lambda: [_from_mongo(d) for d in docs])
         if len(docs) == 1:
             doc = docs[0]
             self._atomic(
                 coll,
                 "save",
                 lambda s: target.replace_one({"_id": doc["_id"]}, doc, upsert=True, session=s),
+                clash=clash,
             )
             return
         if self._transactional():
             # A unique clash aborts the transaction: nothing is written.
             requests = [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs]
-            self._atomic(coll, "save_many", lambda s: target.bulk_write(requests, session=s))
+            self._atomic(
+                coll, "save_many", lambda s: target.bulk_write(requests, session=s), clash=clash
+            )
             return
         before: dict[str, Data] = {}
         if coll.unique:
@@ -855,14 +946,13 @@ class MongoStorage(Storage):
                 rest = [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs[done:]]
                 target.bulk_write(rest, ordered=True)
         except PyMongoError as exc:
-            error = _error(f"{coll.name}: save_many", exc)
-            if isinstance(exc, BulkWriteError) and isinstance(error, DuplicateKey):
-                clash = done + int(exc.details["writeErrors"][0]["index"])
-                self._undo(coll, docs[:clash], before)
+            if isinstance(exc, BulkWriteError) and _duplicate_error(exc) is not None:
+                failed = done + int(exc.details["writeErrors"][0]["index"])
+                self._undo(coll, docs[:failed], before)  # first, so the holder found is stored
             else:
                 with contextlib.suppress(DoquError):
                     self._bump(coll)  # some batches may have been written
-            raise error from exc
+            raise _error(f"{coll.name}: save_many", exc, clash) from exc
         self._bump(coll)
 
     def _undo(self, coll: CollectionInfo, written: Sequence[Data], before: dict[str, Data]) -> None:
@@ -983,8 +1073,9 @@ class MongoStorage(Storage):
                 target.insert_one(inserted, session=s)
                 return True
 
+            clash = self._clash(coll, lambda: [(pk, new)] if new is not None else [])
             try:
-                return self._atomic(coll, "insert", insert, bool)
+                return self._atomic(coll, "insert", insert, bool, clash=clash)
             except DuplicateKey as exc:
                 if isinstance(exc.__cause__, DuplicateKeyError) and self._fetch(coll, [pk]):
                     return False  # the pk is taken: the compare failed
@@ -1008,7 +1099,8 @@ class MongoStorage(Storage):
                 return bool(target.delete_one(guard, session=s).deleted_count)
             return bool(target.replace_one(guard, doc, session=s).matched_count)
 
-        return self._atomic(coll, "update", write, bool)
+        clash = self._clash(coll, lambda: [] if doc is None else [_from_mongo(doc)])
+        return self._atomic(coll, "update", write, bool, clash=clash)
 
     def _plan(
         self,
@@ -1050,10 +1142,16 @@ class MongoStorage(Storage):
         """
         target = self._c(coll)
         query = to_filter(node)
+        planned: list[tuple[str, Data, Filter]] = []
+        # A unique clash: the results the update was writing, for DuplicateKey.
+        clash = self._clash(
+            coll, lambda: [(pk, finalize(apply_update(old, ops))) for pk, old, _ in planned]
+        )
         if self._transactional():
 
             def body(s: Any) -> int:
                 plans = self._plan(coll, query, ops, finalize, s)
+                planned[:] = plans
                 if not plans:
                     return 0
                 requests = [UpdateOne(_guard(pk, old), update) for pk, old, update in plans]
@@ -1062,8 +1160,9 @@ class MongoStorage(Storage):
                     raise StorageError(f"{coll.name}: update: documents changed mid-transaction")
                 return matched
 
-            return self._atomic(coll, "update", body, bool)
+            return self._atomic(coll, "update", body, bool, clash=clash)
         plans = self._plan(coll, query, ops, finalize, None)
+        planned[:] = plans
         if not plans:
             return 0
         requests = [
@@ -1079,7 +1178,7 @@ class MongoStorage(Storage):
             if len(missed) != len(errors):
                 with contextlib.suppress(DoquError):
                     self._bump(coll)  # other documents may have been written
-                raise _error(f"{coll.name}: update", exc) from exc
+                raise _error(f"{coll.name}: update", exc, clash) from exc
             upserted = [u["_id"] for u in exc.details.get("upserted", [])]
         except PyMongoError as exc:
             with contextlib.suppress(DoquError):
@@ -1110,15 +1209,18 @@ class MongoStorage(Storage):
         """Update one document that changed under a bulk, until its guard holds."""
         target = self._c(coll)
         only = Cond(("pk",), "exact", pk)
-        query = to_filter(only if node is None else And((node, only)))
+        # Joined here, not as And((node, only)), which could take a tree past MAX_QUERY_DEPTH.
+        query = to_filter(only) if node is None else {"$and": [to_filter(node), to_filter(only)]}
         while True:
             plans = self._plan(coll, query, ops, finalize, None)
             if not plans:
                 return 0  # gone, no longer matching, or already as asked
             guard, update = _guard(pk, plans[0][1]), plans[0][2]
+            new = finalize(apply_update(plans[0][1], ops))
             hit = self._run(
                 f"{coll.name}: update",
                 lambda g=guard, u=update: target.update_one(g, u),  # type: ignore[misc]
+                clash=self._clash(coll, lambda n=new: [(pk, n)]),  # type: ignore[misc]
             ).matched_count
             if hit:
                 self._bump(coll)
@@ -1163,8 +1265,9 @@ class MongoStorage(Storage):
                 result = target.update_one(query, {"$setOnInsert": doc}, upsert=True, session=s)
                 return result.upserted_id is not None
 
+            clash = self._clash(coll, lambda row=(pk, data): [row])  # type: ignore[misc]
             try:
-                if self._atomic(coll, "get_or_create", upsert, bool):
+                if self._atomic(coll, "get_or_create", upsert, bool, clash=clash):
                     return (pk, data), True
                 continue  # a racer's document matched: the next find returns it
             except DuplicateKey as exc:
@@ -1176,9 +1279,7 @@ class MongoStorage(Storage):
                 if not isinstance(exc.__cause__, DuplicateKeyError) or not self._fetch(coll, [pk]):
                     raise
                 if pk_given:
-                    raise DuplicateKey(
-                        f"{coll.name!r} already holds pk {pk!r}, not matching {node}"
-                    ) from exc
+                    raise self._duplicate(coll, [(pk, data)], PK_INDEX) from exc
             attempt += 1
         raise StorageError(f"get_or_create() on {coll.name!r} kept losing races; try again")
 
@@ -1200,9 +1301,10 @@ class MongoStorage(Storage):
             return doc
 
         doc = None
+        clash = self._clash(coll, lambda: [(pk, {})])  # the new value is the server's
         for _ in range(3):
             try:
-                doc = self._atomic(coll, "increment", inc)
+                doc = self._atomic(coll, "increment", inc, clash=clash)
             except DuplicateKey as exc:
                 if isinstance(exc.__cause__, DuplicateKeyError):
                     # Two upserts of one new pk raced and this insert lost: the
@@ -1298,14 +1400,50 @@ def _retryable(exc: PyMongoError) -> bool:
     return isinstance(exc, AutoReconnect) and not isinstance(exc, ServerSelectionTimeoutError)
 
 
-def _error(what: str, exc: PyMongoError) -> Exception:
-    """The doqu error for a pymongo one (the caller chains it)."""
-    if isinstance(exc, DuplicateKeyError):
-        return DuplicateKey(f"{what}: a unique index is violated: {exc}")
+def _duplicate_error(exc: PyMongoError) -> Mapping[str, Any] | None:
+    """The server's report of a duplicate key error (code 11000), or ``None``."""
     if isinstance(exc, BulkWriteError):
         errors = exc.details.get("writeErrors", [])
-        if errors and errors[0].get("code") == 11000:
-            return DuplicateKey(f"{what}: a unique index is violated: {errors[0].get('errmsg')}")
+        return errors[0] if errors and errors[0].get("code") == 11000 else None
+    if isinstance(exc, OperationFailure) and exc.code == 11000:
+        return exc.details or {}
+    return None
+
+
+def _unique_name(paths: Sequence[Path]) -> str:
+    return "doqu_unique_" + "_".join(_field(p).replace(".", "_") for p in paths)
+
+
+def _clash_index(coll: CollectionInfo, exc: PyMongoError) -> tuple[Path, ...] | None:
+    """The unique index a duplicate key error names (:data:`PK_INDEX`: ``_id``), if known."""
+    details = _duplicate_error(exc) or {}
+    pattern = details.get("keyPattern")
+    message = str(details.get("errmsg", exc))
+    if pattern:
+        keys = list(pattern)
+        if keys == ["_id"]:
+            return PK_INDEX
+        for paths in coll.unique:
+            if [_field(p) for p in paths] == keys:
+                return paths
+    if " index: _id_ " in message:
+        return PK_INDEX
+    for paths in coll.unique:
+        if f" index: {_unique_name(paths)} " in message:
+            return paths
+    return None
+
+
+def _error(what: str, exc: PyMongoError, clash: Clash | None = None) -> Exception:
+    """The doqu error for a pymongo one (the caller chains it).
+
+    A duplicate key error becomes what *clash* makes of it (the write's
+    ``DuplicateKey``); without *clash* it is a ``StorageError``.
+    """
+    if _duplicate_error(exc) is not None:
+        if clash is not None:
+            return clash(exc)
+        return StorageError(f"{what}: a unique index is violated: {exc}")
     if isinstance(exc, DocumentTooLarge):
         return InvalidDocument(f"{what}: a document is over MongoDB's 16 MiB limit")
     if isinstance(exc, ServerSelectionTimeoutError):

@@ -31,17 +31,19 @@ import json.encoder
 import os
 import secrets
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
-from typing import Any, Final, TypeVar
+from typing import Any, ClassVar, Final, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .._document import CollectionInfo
-from .._errors import ConfigError, DuplicateKey, QueryError, StorageError
+from .._errors import ConfigError, QueryError, StorageError
 from .._evaluator import apply_update, distinct, filter_rows, resolve, sort_rows, unique_key
 from .._json import check_json, json_equal
+from .._options import READ_ONLY
 from .._storage import Finalize, QuerySpec, Row, Storage
 from .._tree import Node, Path, UpdateOp, parse_collection_name
+from .._unique import duplicate_key
 
 __all__ = ["META_TABLE", "PK_FIELD", "TinyDBStorage"]
 
@@ -155,15 +157,9 @@ class _Table:
                     continue
                 owner = index.get(key)
                 if owner is not None and owner != pk and owner not in incoming:
-                    self._clash(coll, paths, key, owner)
+                    raise duplicate_key(coll, paths, pk, data, owner)
                 if seen.setdefault(key, pk) != pk:
-                    self._clash(coll, paths, key, seen[key])
-                seen[key] = pk
-
-    @staticmethod
-    def _clash(coll: CollectionInfo, paths: tuple[Path, ...], key: str, owner: str) -> None:
-        shown = ", ".join(".".join(p) for p in paths)
-        raise DuplicateKey(f"{coll.name}: ({shown}) = {key} is already taken by {owner!r}")
+                    raise duplicate_key(coll, paths, pk, data, seen[key])
 
     def set(self, pk: str, data: Data, *, private: bool = False) -> None:
         """Insert or replace *pk*; *data* is copied unless *private* (then it must not alias)."""
@@ -316,20 +312,22 @@ class TinyDBStorage(Storage):
     """
 
     scheme = "tinydb"
+    accepted_options: ClassVar[Mapping[str, str]] = {
+        "autoflush": "write each change to the file at once (default true); false: on flush()",
+        **READ_ONLY,
+    }
 
     def __init__(self, url: str, **options: Any) -> None:
         super().__init__(url, **options)
         self.path = _file_path(url)
         query = parse_qs(urlsplit(url).query)
-        unknown = set(query) - {"autoflush"}
-        unknown |= set(options) - {"autoflush"}
-        if unknown:
-            raise ConfigError(f"unknown {self.scheme}:// options: {', '.join(sorted(unknown))}")
         raw_flag = options.get("autoflush", (query.get("autoflush") or ["true"])[-1])
         self.autoflush = _flag("autoflush", raw_flag)
         directory = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(directory):
             raise ConfigError(f"{url!r}: the directory {directory!r} does not exist")
+        if self.read_only and not os.path.exists(self.path):
+            raise ConfigError(f"{url}: no such TinyDB file (read_only)")
         self._directory = directory
         self._lock = threading.RLock()
         self._state = _State()
@@ -590,7 +588,7 @@ class TinyDBStorage(Storage):
             table = state.table(coll.name)
             current = table.docs.get(pk)
             new = apply_update(current.data if current else {}, ops)
-            check_json(new)
+            new = check_json(new)
             table.check_unique(coll, [(pk, new)])
             table.set(pk, new, private=True)  # apply_update returned a fresh copy
             return resolve(pk, new, path), [(coll.name, pk)]

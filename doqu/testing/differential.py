@@ -143,7 +143,7 @@ def test_differential_updates_and_deletes(
             for pk, data in rows:
                 if matches(node, pk, data):
                     new = apply_update(data, ops)
-                    check_json(new)
+                    new = check_json(new)
                     changed += not json_equal(new, data)
                     expected_after[pk] = new
         except (QueryError, ValueError) as exc:

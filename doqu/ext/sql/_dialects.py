@@ -5,10 +5,18 @@ exactly the reference evaluator's semantics. Field paths are validated
 identifiers and are rendered as SQL *literals* (so expression indexes match the
 query); every operand is a bound parameter, in the driver's paramstyle.
 
-Conditions are two-valued: a leaf under a ``NOT`` is wrapped in
-``COALESCE(…, FALSE)`` so a missing field (SQL ``NULL``) never leaks through a
-negation. Outside a negation the bare expression is kept, because ``NULL``
-already acts as false there and the bare form is what indexes match.
+Conditions are two-valued: a leaf under a ``NOT`` is tested with ``IS TRUE``
+and a negation is ``IS NOT TRUE``, so a missing field (SQL ``NULL``) never leaks
+through a negation. Outside a negation the bare expression is kept, because
+``NULL`` already acts as false there and the bare form is what indexes match.
+
+Big trees stay within what the databases parse: a list of operands (``in``,
+``nin``, ``any``, ``all``) is one bound JSON array (SQLite, PostgreSQL) or one
+sorted ``IN`` list (MariaDB) rather than a condition per operand; a long
+``AND``/``OR`` is grouped by :data:`CHUNK` (SQLite counts each term of a flat
+chain as one level of its 1,000-level expression depth); the deepest child of
+an ``AND``/``OR`` comes first and ``IS NOT TRUE`` follows its operand, so that
+each level of nesting costs SQLite's 100-entry parser stack one entry.
 """
 
 from __future__ import annotations
@@ -22,9 +30,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..._errors import QueryError
-from ..._evaluator import ascii_fold
+from ..._evaluator import ascii_fold, canonical
 from ..._json import INT_MAX, INT_MIN, kind
-from ..._tree import And, Cond, Node, Not, Or, Path, regex_replace_end_anchor
+from ..._tree import And, Cond, Node, Not, Or, Path, gathered, regex_replace_end_anchor
 
 __all__ = [
     "Loc",
@@ -43,6 +51,10 @@ EXACT_DOUBLE = 2**53
 STRING_PREFIX = 255
 #: The comparison an index prefix or a rounded value can decide: never stricter than asked.
 _WEAK = {">": ">=", ">=": ">=", "<": "<=", "<=": "<=", "=": "="}
+#: Terms joined by one flat AND/OR at most; longer lists are grouped in parentheses.
+CHUNK = 64
+#: Operands PostgreSQL gets as a list of parameters (an index serves it); more are one array.
+SMALL_LIST = 32
 
 
 def check_segment(seg: str) -> str:
@@ -112,6 +124,15 @@ def bytes_successor(data: bytes) -> bytes | None:
 def dumps(value: Any) -> str:
     """Compact JSON text, as documents are stored."""
     return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def distinct_operands(ops: Sequence[Any]) -> dict[str, list[Any]]:
+    """The operands of a list lookup by kind, JSON-equal repeats left out (``1`` and ``1.0``)."""
+    groups: dict[str, dict[Any, Any]] = {}
+    for op in ops:
+        k = kind(op)
+        groups.setdefault(k, {}).setdefault(canonical(op) if k in ("array", "object") else op, op)
+    return {k: list(values.values()) for k, values in groups.items()}
 
 
 _TOKEN = re.compile(r'("(?:[^"\\]|\\.)*")|(-?\d+(?:\.\d+)?e\+\d+)')
@@ -199,7 +220,15 @@ class Translator:
         return f"e{self._aliases}"
 
     def coalesce(self, sql: str) -> str:
-        return f"COALESCE(({sql}), {self.false})"
+        """*sql* with ``NULL`` read as false."""
+        return f"({sql}) IS TRUE"
+
+    @staticmethod
+    def joined(parts: Sequence[str], op: str) -> str:
+        """*parts* joined by *op*, in groups of at most :data:`CHUNK` (nested as needed)."""
+        while len(parts) > CHUNK:
+            parts = [joined_flat(parts[i : i + CHUNK], op) for i in range(0, len(parts), CHUNK)]
+        return joined_flat(parts, op)
 
     def all_of(self, parts: Sequence[str]) -> str:
         parts = [p for p in parts if p != self.true]
@@ -207,7 +236,7 @@ class Translator:
             return self.false
         if not parts:
             return self.true
-        return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
+        return self.joined(parts, "AND")
 
     def any_of(self, parts: Sequence[str]) -> str:
         parts = [p for p in parts if p != self.false]
@@ -215,14 +244,14 @@ class Translator:
             return self.true
         if not parts:
             return self.false
-        return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+        return self.joined(parts, "OR")
 
     def negate(self, sql: str) -> str:
         if sql == self.true:
             return self.false
         if sql == self.false:
             return self.true
-        return f"NOT {self.coalesce(sql)}"
+        return f"({sql}) IS NOT TRUE"
 
     # ------------------------------------------------------------- the tree
     def where(self, node: Node | None) -> str:
@@ -237,12 +266,23 @@ class Translator:
             if negated and sql not in (self.true, self.false):
                 return self.coalesce(sql)
             return sql
-        if isinstance(node, And):
-            return self.all_of([self.node(c, negated) for c in node.children])
-        if isinstance(node, Or):
-            return self.any_of([self.node(c, negated) for c in node.children])
+        if isinstance(node, (And, Or)):
+            combine = self.all_of if isinstance(node, And) else self.any_of
+            children = gathered(node)  # a | of exacts on one path: one bound list
+            if node.depth < 2 or len(children) < 2:
+                return combine([self.node(c, negated) for c in children])
+            # The deepest child first and the rest after it, grouped: each level of
+            # nesting then holds one "(" on SQLite's parser stack while the deepest
+            # child is read, instead of "( expr AND".
+            lead = max(range(len(children)), key=lambda i: children[i].depth)
+            rest = [self.node(c, negated) for i, c in enumerate(children) if i != lead]
+            return combine([self.node(children[lead], negated), combine(rest)])
         if isinstance(node, Not):
-            return self.negate(self.node(node.child, True))
+            inner, odd = node.child, True
+            while isinstance(inner, Not):  # NOT NOT x is x (two-valued logic)
+                inner, odd = inner.child, not odd
+            sql = self.node(inner, True)
+            return self.negate(sql) if odd else sql
         raise QueryError(f"not a query node: {node!r}")
 
     def cond(self, c: Cond) -> str:
@@ -259,9 +299,9 @@ class Translator:
             low, high = op
             return self.all_of([self.compare(loc, ">=", low), self.compare(loc, "<=", high)])
         if lk == "in":
-            return self.any_of([self.eq(loc, o) for o in op])
+            return self.in_list(loc, op)
         if lk == "nin":
-            return self.negate(self.any_of([self.eq(loc, o) for o in op]))
+            return self.negate(self.in_list(loc, op))
         if lk == "exists":
             present = self.present(loc)
             return present if op else self.negate(present)
@@ -272,7 +312,7 @@ class Translator:
                 return f"({loc.typ} IS NULL OR {self.is_kind(loc, 'null')})"
             return self.negate(f"({loc.typ} IS NULL OR {self.is_kind(loc, 'null')})")
         if lk == "contains":
-            parts = [self.elements(loc, lambda e: self.eq(e, op))]
+            parts = [self.has_any(loc, [op])]
             if isinstance(op, str):
                 parts.append(self.all_of([self.is_kind(loc, "string"), self.s_contains(loc, op)]))
             return self.any_of(parts)
@@ -286,9 +326,10 @@ class Translator:
             return self.any_of([elem, sub])
         if lk == "size":
             return self.size(loc, op)
-        if lk in ("all", "any"):
-            parts = [self.elements(loc, self._equal_to(o)) for o in op]
-            return self.all_of(parts) if lk == "all" else self.any_of(parts)
+        if lk == "any":
+            return self.has_any(loc, op)
+        if lk == "all":
+            return self.all_elements(loc, op)
         text_ops: dict[str, Callable[[Loc, str], str]] = {
             "startswith": self.s_startswith,
             "endswith": self.s_endswith,
@@ -302,6 +343,18 @@ class Translator:
 
     def _equal_to(self, op: Any) -> Callable[[Loc], str]:
         return lambda e: self.eq(e, op)
+
+    def in_list(self, loc: Loc, ops: Sequence[Any]) -> str:
+        """The value at *loc* equals one of *ops*; dialects bind the list once."""
+        return self.any_of([self.eq(loc, o) for o in ops])
+
+    def has_any(self, loc: Loc, ops: Sequence[Any]) -> str:
+        """The value at *loc* is a list holding one of *ops* (``any``, ``contains``)."""
+        return self.elements(loc, lambda e: self.in_list(e, ops))
+
+    def all_elements(self, loc: Loc, ops: Sequence[Any]) -> str:
+        """The value at *loc* is a list holding each of *ops* (``all``)."""
+        return self.all_of([self.elements(loc, self._equal_to(o)) for o in ops])
 
     def present(self, loc: Loc) -> str:
         return self.true if loc.pk else f"{loc.typ} IS NOT NULL"
@@ -414,6 +467,54 @@ class SQLiteTranslator(Translator):
             return f"({self.is_kind(loc, k)} AND {loc.j} = {self.bind(op)})"
         # Arrays and objects: JSON equality (numbers by value, keys in any order).
         return f"({self.is_kind(loc, k)} AND doqu_json_eq({loc.j}, {self.bind(dumps(op))}))"
+
+    def _among(self, sql: str, values: Sequence[Any]) -> str:
+        if not values:
+            return self.false
+        if len(values) == 1:
+            return f"{sql} = {self.bind(values[0])}"
+        # One JSON array, however long: SQLite binds at most 32,766 parameters.
+        return f"{sql} IN (SELECT value FROM json_each({self.bind(dumps(values))}))"
+
+    def in_list(self, loc: Loc, ops: Sequence[Any]) -> str:
+        groups = distinct_operands(ops)
+        # No stored string holds NUL (and json_each would cut one short).
+        strings = [op for op in groups.get("string", ()) if "\x00" not in op]
+        if loc.pk:
+            return self._among("pk", strings)
+        parts = [self.is_kind(loc, "null")] if "null" in groups else []
+        parts += [self.is_kind(loc, "true" if b else "false") for b in groups.get("bool", ())]
+        for k, values in (("number", groups.get("number", [])), ("string", strings)):
+            if values:
+                parts.append(f"({self.is_kind(loc, k)} AND {self._among(loc.j, values)})")
+        composite = [canonical(op) for k in ("array", "object") for op in groups.get(k, ())]
+        if composite:
+            # CASE, not AND: doqu_canonical() must never see a string that is not JSON.
+            text = f"CASE WHEN {loc.typ} IN ('array', 'object') THEN doqu_canonical({loc.j}) END"
+            parts.append(self._among(text, composite))
+        return self.any_of(parts)
+
+    def all_elements(self, loc: Loc, ops: Sequence[Any]) -> str:
+        if loc.pk or loc.path is None:
+            return self.false
+        n = sum(map(len, distinct_operands(ops).values()))
+        e = self.alias()
+        match = self.in_list(Loc(f"{e}.value", f"{e}.type", f"{e}.value"), ops)
+        if match == self.false:
+            return self.false
+        # Elements equal to an operand, counted once per operand: a key per value (kinds
+        # apart, numbers by value) whose distinct count reaches n only if each is there.
+        key = (
+            f"CASE WHEN {e}.type IN ('integer', 'real') THEN {e}.value"
+            f" WHEN {e}.type = 'text' THEN '\"' || {e}.value"
+            f" WHEN {e}.type IN ('array', 'object') THEN doqu_canonical({e}.value)"
+            f" ELSE {e}.type END"
+        )
+        return (
+            f"({self.is_kind(loc, 'array')} AND json_array_length(data, {loc.path}) >= {n:d}"
+            f" AND (SELECT count(DISTINCT {key}) FROM json_each(data, {loc.path}) AS {e}"
+            f" WHERE {match}) = {n:d})"
+        )
 
     def n_compare(self, loc: Loc, sym: str, op: Any) -> str:
         return f"{loc.j} {sym} {self.bind(op)}"
@@ -538,6 +639,70 @@ class PostgresTranslator(Translator):
             return f"pk = {self.bind(op)}::text" if isinstance(op, str) else self.false
         return f"{loc.j} = {self.bind(dumps_exact(op))}::jsonb"
 
+    def in_list(self, loc: Loc, ops: Sequence[Any]) -> str:
+        # jsonb equality is doqu's (numbers by value, objects in any key order).
+        values = [op for v in distinct_operands(ops).values() for op in v if not holds_nul(op)]
+        if loc.pk:
+            values = [op for op in values if isinstance(op, str)]
+            if len(values) < 2:
+                return self.any_of([self.eq(loc, op) for op in values])
+            elems = f"jsonb_array_elements_text({self.bind(dumps(values))}::jsonb)"
+            return f"pk IN (SELECT {elems})"
+        if len(values) <= SMALL_LIST:
+            if len(values) < 2:
+                return self.any_of([self.eq(loc, op) for op in values])
+            listed = ", ".join(f"{self.bind(dumps_exact(op))}::jsonb" for op in values)
+            return f"{loc.j} IN ({listed})"  # = ANY(ARRAY[…]): an index serves it
+        found = f"{loc.j} IN (SELECT jsonb_array_elements({self.bind(dumps_exact(values))}::jsonb))"
+        if loc.path is None:
+            # A list element, inside a correlated subquery: "IS TRUE" keeps the IN a
+            # hashed subplan (built once) instead of a join scanning the list per row.
+            return f"({found}) IS TRUE"
+        return found
+
+    @staticmethod
+    def _scalars(ops: Sequence[Any]) -> list[Any] | None:
+        """*ops* if none is a list or an object (``@>`` compares those by containment)."""
+        if any(isinstance(op, (list, dict)) for op in ops):
+            return None
+        return [op for op in ops if not (isinstance(op, str) and "\x00" in op)]
+
+    def _contains(self, loc: Loc, values: list[Any]) -> str:
+        # jsonb containment of a list of scalars: each equals an element (by jsonb
+        # equality); no subquery, so an OR of thousands plans and runs fast.
+        return f"{loc.j} @> {self.bind(dumps_exact(values))}::jsonb"
+
+    def has_any(self, loc: Loc, ops: Sequence[Any]) -> str:
+        scalars = self._scalars(ops)
+        if loc.pk or loc.path is None or scalars is None or len(scalars) > SMALL_LIST:
+            return super().has_any(loc, ops)
+        found = self.any_of([self._contains(loc, [op]) for op in scalars])
+        return self.all_of([self.is_kind(loc, "array"), found])
+
+    def all_elements(self, loc: Loc, ops: Sequence[Any]) -> str:
+        if loc.pk:
+            return self.false
+        scalars = self._scalars(ops)
+        n = sum(map(len, distinct_operands(ops).values()))
+        # @> scans the list once per operand: for a short list of operands only.
+        if scalars is not None and loc.path is not None and len(scalars) <= SMALL_LIST:
+            if len(scalars) < len(ops):
+                return self.false  # a string holding NUL: in no stored list
+            length = f"CASE WHEN {loc.typ} = 'array' THEN jsonb_array_length({loc.j}) END"
+            return f"({length} >= {n:d} AND {self._contains(loc, scalars)})"
+        e = self.alias()
+        match = self.in_list(Loc(f"{e}.v", f"jsonb_typeof({e}.v)", f"({e}.v #>> '{{}}')"), ops)
+        if match == self.false:
+            return self.false
+        # Distinct matching elements (jsonb equality, as the match) reach n only if each
+        # operand is there; a list shorter than n cannot hold them all.
+        arr = f"CASE WHEN {loc.typ} = 'array' THEN {loc.j} ELSE '[]'::jsonb END"
+        return (
+            f"(CASE WHEN {loc.typ} = 'array' THEN jsonb_array_length({loc.j}) END >= {n:d}"
+            f" AND (SELECT count(DISTINCT {e}.v) FROM jsonb_array_elements({arr}) AS {e}(v)"
+            f" WHERE {match}) = {n:d})"
+        )
+
     def n_compare(self, loc: Loc, sym: str, op: Any) -> str:
         return f"{loc.j} {sym} {self.bind(dumps_exact(op))}::jsonb"
 
@@ -594,8 +759,10 @@ class PostgresTranslator(Translator):
         return f"right({self.fold(loc.text)}, length({p}::text)) = {self.bind(folded)}::text"
 
     def s_matches(self, loc: Loc, pattern: str) -> str:
-        # ARE: "." matches newline and "$" is the end of the string unless asked otherwise.
-        return f'{loc.text} COLLATE "C" ~ {self.bind(pattern)}::text'
+        # ARE: "." matches newline and "$" is the end of the string unless asked otherwise;
+        # the respelled pattern leaves no class member to ARE's own reading.
+        are = regex_replace_end_anchor(pattern, "$")
+        return f'{loc.text} COLLATE "C" ~ {self.bind(are)}::text'
 
     def size(self, loc: Loc, n: int) -> str:
         if loc.pk:
@@ -717,6 +884,113 @@ class MySQLTranslator(Translator):
 
     def bind_bin(self, op: str) -> str:
         return self.binary(self.bind(op))
+
+    def _among(self, sql: str, values: Sequence[Any]) -> str:
+        # A constant IN list: MariaDB sorts it once and searches it per row.
+        if not values:
+            return self.false
+        if len(values) == 1:
+            return f"{sql} = {self.bind(values[0])}"
+        return f"{sql} IN ({', '.join(self.bind(v) for v in values)})"
+
+    def _small(self, loc: Loc) -> str:
+        """The number at *loc* compares exactly as a double (else as a 64-bit integer)."""
+        return f"(ABS({self.number(loc)}) < {EXACT_DOUBLE:d} OR {loc.text} NOT REGEXP '^-?[0-9]+$')"
+
+    @staticmethod
+    def _number_forms(nums: Sequence[Any]) -> tuple[list[float], list[int]]:
+        """Each operand as the double and as the 64-bit integer it equals (where one does)."""
+        doubles: dict[float, None] = {}
+        ints: dict[int, None] = {}
+        for op in nums:
+            d, i = double_bound("=", op), int_bound("=", op)
+            if not isinstance(d, bool):
+                doubles[d[1]] = None
+            if not isinstance(i, bool):
+                ints[int(i[1])] = None
+        return list(doubles), list(ints)
+
+    def in_list(self, loc: Loc, ops: Sequence[Any]) -> str:
+        groups = distinct_operands(ops)
+        strings = [op.encode("utf-8") for op in groups.get("string", ())]
+        if loc.pk:
+            return self._among(self.binary("pk"), strings)
+        parts = [self.is_kind(loc, "null")] if "null" in groups else []
+        parts += [self.is_kind(loc, "true" if b else "false") for b in groups.get("bool", ())]
+        nums = groups.get("number", [])
+        if nums:
+            doubles, ints = self._number_forms(nums)
+            exact = (
+                f"CASE WHEN {self._small(loc)} THEN {self._among(self.number(loc), doubles)}"
+                f" ELSE {self._among(f'CAST({loc.text} AS SIGNED)', ints)} END"
+            )
+            if loc.cols is not None:
+                # The index column holds the value rounded to a double: a necessary condition.
+                rounded = list(dict.fromkeys(float(op) for op in nums))
+                exact = self.all_of([self._among(loc.cols[0], rounded), exact])
+            parts.append(self.all_of([self.is_kind(loc, "number"), exact]))
+        if strings:
+            exact = self._among(self.binary(loc.text), strings)
+            if loc.cols is not None:
+                prefixes = list(dict.fromkeys(s[:STRING_PREFIX] for s in strings))
+                exact = self.all_of([self._among(loc.cols[1], prefixes), exact])
+            parts.append(self.all_of([self.is_kind(loc, "string"), exact]))
+        parts += [self.eq(loc, op) for k in ("array", "object") for op in groups.get(k, ())]
+        return self.any_of(parts)
+
+    def all_elements(self, loc: Loc, ops: Sequence[Any]) -> str:
+        if loc.pk or loc.path is None:
+            return self.false
+        groups = distinct_operands(ops)
+        n = sum(map(len, groups.values()))
+        if n <= 2:
+            # A subquery per operand: MariaDB gives each COUNT(DISTINCT) below a buffer
+            # of its own (about half a MiB), which an OR of many short lists would add up.
+            return super().all_elements(loc, [op for g in groups.values() for op in g])
+        e = self.alias()
+        j = f"{e}.v"
+        el = Loc(j, f"JSON_TYPE({j})", f"JSON_UNQUOTE({j})")
+        match = self.in_list(el, ops)
+        if match == self.false:
+            return self.false
+        # Elements equal to an operand, counted once per operand: one key per operand,
+        # in families that each count at most their operands, so the sum reaches n only
+        # if every operand is there. Numbers that a double holds exactly are keyed by
+        # the double (reached from either spelling), others by the 64-bit integer.
+        exact_double: list[int] = []
+        only_int: list[int] = []
+        for op in groups.get("number", ()):
+            i = int_bound("=", op)
+            if not isinstance(i, bool):
+                (exact_double if float(i[1]) == i[1] else only_int).append(int(i[1]))
+        num, as_int = self.is_kind(el, "number"), f"CAST({el.text} AS SIGNED)"
+        keys: list[str] = []
+        if "number" in groups:
+            keys.append(
+                f"COUNT(DISTINCT CASE WHEN {num} THEN CASE WHEN {self._small(el)}"
+                f" THEN {self.number(el)} WHEN {self._among(as_int, exact_double)}"
+                f" THEN {self.number(el)} END END)"
+            )
+        if only_int:
+            keys.append(
+                f"COUNT(DISTINCT CASE WHEN {num} AND NOT {self._small(el)}"
+                f" AND {self._among(as_int, only_int)} THEN {as_int} END)"
+            )
+        if "string" in groups:
+            text = self.binary(el.text)
+            keys.append(f"COUNT(DISTINCT CASE WHEN {self.is_kind(el, 'string')} THEN {text} END)")
+        if groups.keys() & {"null", "bool"}:
+            kinds = f"{el.typ} IN ('NULL', 'BOOLEAN')"
+            keys.append(f"COUNT(DISTINCT CASE WHEN {kinds} THEN {self.binary(j)} END)")
+        composite = [op for k in ("array", "object") for op in groups.get(k, ())]
+        if composite:
+            whens = " ".join(f"WHEN {self.eq(el, op)} THEN {i:d}" for i, op in enumerate(composite))
+            keys.append(f"COUNT(DISTINCT CASE {whens} END)")
+        each = f"JSON_TABLE(data, {loc.path[:-1]}[*]' COLUMNS (v JSON PATH '$')) AS {e}"
+        return (
+            f"({self.is_kind(loc, 'array')} AND JSON_LENGTH({loc.j}) >= {n:d}"
+            f" AND (SELECT {' + '.join(keys)} FROM {each} WHERE {match}) = {n:d})"
+        )
 
     def number(self, loc: Loc) -> str:
         return f"CAST({loc.text} AS DOUBLE)"
@@ -850,6 +1124,11 @@ class MySQLTranslator(Translator):
             f" AND ({where}) UNION ALL SELECT e.v FROM {table}, {each}"
             f" WHERE JSON_TYPE({j}) = 'ARRAY' AND JSON_TYPE(e.v) <> 'NULL' AND ({where})) AS u"
         )
+
+
+def joined_flat(parts: Sequence[str], op: str) -> str:
+    """*parts* joined by one flat *op*, in parentheses (a single part as it is)."""
+    return parts[0] if len(parts) == 1 else "(" + f" {op} ".join(parts) + ")"
 
 
 def holds_nul(value: Any) -> bool:

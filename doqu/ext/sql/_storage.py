@@ -10,21 +10,27 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import json
+import os
 import random
+import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import quote, unquote
 
 from ..._document import CollectionInfo
 from ..._errors import ConfigError, DuplicateKey, InvalidDocument, StorageError
 from ..._evaluator import apply_update, canonical, compile_regex, resolve
 from ..._json import check_json, encode_document, json_equal
+from ..._options import READ_ONLY, flag, query_options, shown_url, strip_query, unknown_option
 from ..._registry import missing_driver
 from ..._storage import Finalize, QuerySpec, Row, Storage
 from ..._tree import Node, Path, UpdateOp
+from ..._unique import PK_INDEX
 from ._dialects import (
     STRING_PREFIX,
     MySQLTranslator,
@@ -41,6 +47,8 @@ _BEGIN = {"sqlite": "BEGIN IMMEDIATE", "postgresql": "BEGIN"}
 
 Data = dict[str, Any]
 T = TypeVar("T")
+#: Makes the ``DuplicateKey`` of a write from the driver's unique violation.
+Clash = Callable[[BaseException], Exception]
 
 META = "doqu_collections"
 #: Queries with a limit up to this many rows are fetched at once; others stream.
@@ -49,6 +57,75 @@ FETCH_ALL_LIMIT = 1000
 CHUNK = 10000
 PG_MAX_DOCUMENT = 255 * 1024 * 1024
 SQLITE_MAX_DOCUMENT = 1_000_000_000
+
+#: URL parameters of SQLAlchemy's sqlite3 dialect; with ``uri=true`` also SQLite's own.
+_SQLITE_PARAMS: tuple[str, ...] = (
+    "cached_statements",
+    "check_same_thread",
+    "detect_types",
+    "isolation_level",
+    "timeout",
+    "uri",
+)
+_SQLITE_URI_PARAMS = ("cache", "immutable", "mode", "nolock", "psow", "vfs")
+#: URL parameters SQLAlchemy's MySQL dialects gather into PyMySQL's ``ssl`` argument.
+_MYSQL_SSL_PARAMS = (
+    "ssl_ca",
+    "ssl_capath",
+    "ssl_cert",
+    "ssl_check_hostname",
+    "ssl_cipher",
+    "ssl_key",
+)
+#: ``create_engine`` keywords it takes itself (the rest go to the dialect, pool and engine).
+_ENGINE_KEYWORDS = (
+    "connect_args",
+    "creator",
+    "empty_in_strategy",
+    "enable_from_linting",
+    "future",
+    "module",
+    "plugins",
+    "pool",
+    "poolclass",
+    "strategy",
+)
+#: How a driver error names what clashed: a doqu unique index, or the primary key.
+_UNIQUE_INDEX = re.compile(r"doqu_i_([0-9a-f]{16})")
+_PK_CLASH = re.compile(r"_pkey\b|\.pk\b|'PRIMARY'")
+
+
+def _index_ident(coll: CollectionInfo, unique: bool, paths: tuple[Path, ...]) -> str:
+    """The hash that names an index ``doqu_i_<ident>`` (and MariaDB's unique column)."""
+    return hashlib.sha1(f"{coll.name}|{unique}|{paths}".encode()).hexdigest()[:16]
+
+
+class _Every:
+    """A container holding every name (a URL SQLAlchemy cannot parse: it says why)."""
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+
+def _engine_keywords(url: str) -> Container[str]:
+    """The keywords ``sqlalchemy.create_engine`` takes for *url* (as it sorts them out)."""
+    import sqlalchemy as sa
+    from sqlalchemy import util
+    from sqlalchemy.engine import create
+
+    try:
+        sa_url = sa.engine.make_url(url)
+        if sa_url.get_backend_name() == "postgresql":
+            sa_url = sa_url.set(drivername="postgresql+psycopg")
+        dialect: Any = sa_url._get_entrypoint().get_dialect_cls(sa_url)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError):
+        return _Every()
+    names = set(util.get_cls_kwargs(dialect)) | set(util.get_func_kwargs(dialect.import_dbapi))
+    translate: Mapping[str, str] = getattr(create, "_pool_translate_kwargs", {})
+    for pool in (sa.pool.QueuePool, sa.pool.StaticPool, dialect.get_pool_class(sa_url)):
+        names |= {translate.get(k, k) for k in util.get_cls_kwargs(pool)}
+    names |= set(util.get_cls_kwargs(sa.engine.Engine)) | set(_ENGINE_KEYWORDS)
+    return names - {"dbapi", "dialect", "self"}
 
 
 def _table_name(name: str) -> str:
@@ -99,13 +176,45 @@ class SQLStorage(Storage):
     URLs: ``sqlite:///path.db``, ``sqlite://`` (in memory, shared by threads),
     ``postgresql://…`` / ``postgresql+psycopg://…`` (psycopg 3, JSONB) and
     ``mysql+pymysql://…`` / ``mariadb+pymysql://…`` (JSON). Extra keyword
-    options go to :func:`sqlalchemy.create_engine`.
+    options go to :func:`sqlalchemy.create_engine`, extra URL parameters to the
+    driver (libpq's ``sslmode``, PyMySQL's ``charset``, …).
     """
 
     scheme = "sqlite"
     supports_transactions = True
     native_update = True
     stores_text = True
+    accepted_options: ClassVar[Mapping[str, str]] = READ_ONLY
+
+    @classmethod
+    def _driver_options(cls, url: str, *, query: bool) -> tuple[Container[str], str]:
+        scheme = url.split("://", 1)[0].lower()
+        backend = scheme.split("+", 1)[0]
+        try:
+            if not query:
+                return _engine_keywords(url), "sqlalchemy.create_engine() keywords"
+            if backend == "sqlite":
+                names = _SQLITE_PARAMS
+                if flag("uri", query_options(url).get("uri", "false")):
+                    names += _SQLITE_URI_PARAMS
+                return names, f"the sqlite3 driver's URL parameters ({', '.join(names)})"
+            if backend == "postgresql":
+                import psycopg.pq
+
+                keys = {o.keyword.decode() for o in psycopg.pq.Conninfo.get_defaults()}
+                return keys, (
+                    "libpq connection parameters (sslmode, connect_timeout, options,"
+                    " target_session_attrs, …)"
+                )
+            if backend in ("mysql", "mariadb"):
+                import pymysql  # type: ignore[import-untyped]
+
+                signature = inspect.signature(pymysql.connections.Connection.__init__)
+                keys = set(signature.parameters) - {"self"} | set(_MYSQL_SSL_PARAMS)
+                return keys, "PyMySQL connect() parameters (charset, connect_timeout, ssl_ca, …)"
+        except ModuleNotFoundError as exc:
+            raise missing_driver(scheme, exc) from exc
+        return (), ""
 
     def __init__(self, url: str, **options: Any) -> None:
         super().__init__(url, **options)
@@ -115,8 +224,10 @@ class SQLStorage(Storage):
             from sqlalchemy import event
         except ModuleNotFoundError as exc:
             raise missing_driver(scheme, exc) from exc
+        ours = self.accepted_options
+        options = {k: v for k, v in options.items() if k not in ours}
         try:
-            sa_url = sa.engine.make_url(url)
+            sa_url = sa.engine.make_url(strip_query(url, ours))
         except sa.exc.ArgumentError as exc:
             raise ConfigError(f"not a valid SQL URL: {url!r}") from exc
         backend = sa_url.get_backend_name()
@@ -129,6 +240,8 @@ class SQLStorage(Storage):
             raise ConfigError(f"no SQL dialect for {url!r}")
         self.dialect = backend if backend != "mariadb" else "mysql"
         self.memory = backend == "sqlite" and sa_url.database in (None, "", ":memory:")
+        if self.read_only and backend == "sqlite" and not self.memory:
+            sa_url = self._read_only_file(sa_url)
         kwargs: dict[str, Any] = {"pool_pre_ping": True, **options}
         if self.memory:
             # One connection shared by every thread, or each would see its own empty database.
@@ -138,8 +251,12 @@ class SQLStorage(Storage):
             self._engine = sa.create_engine(sa_url, **kwargs)
         except ModuleNotFoundError as exc:
             raise missing_driver(scheme, exc) from exc
-        except sa.exc.ArgumentError as exc:
-            raise ConfigError(f"bad options for {url!r}: {exc}") from exc
+        except (sa.exc.ArgumentError, TypeError) as exc:
+            # A keyword this engine's pool or dialect does not take (pool_size on sqlite://).
+            bad = re.search(r"Invalid argument\(s\) '([^']+)'", str(exc))
+            if bad is not None:
+                raise unknown_option(type(self), url, bad.group(1), query=False) from exc
+            raise ConfigError(f"bad options for {shown_url(url)}: {exc}") from exc
         self._dbapi: Any = self._engine.dialect.dbapi
         self._max_document = SQLITE_MAX_DOCUMENT if self.dialect == "sqlite" else PG_MAX_DOCUMENT
         event.listen(self._engine, "connect", self._on_connect)
@@ -152,9 +269,35 @@ class SQLStorage(Storage):
         )
         self._sql: dict[str, dict[str, str]] = {}
         self._meta_ready = False
+        #: Read-only: collections whose table does not exist (they read as empty), and
+        #: the MariaDB index columns that do exist, by collection.
+        self._absent: set[str] = set()
+        self._columns: dict[str, set[str]] = {}
         q = '"' if self.dialect != "mysql" else "`"
         self._q = q
         self._meta = f"{q}{META}{q}"
+
+    def _read_only_file(self, sa_url: Any) -> Any:
+        """The URL opening an existing SQLite file, never creating one.
+
+        ``mode=rw`` (not ``ro``) with ``PRAGMA query_only`` on each connection: as
+        read-only, but the last connection to close still removes the ``-wal`` and
+        ``-shm`` files of a WAL database, which a ``mode=ro`` one would leave behind.
+        """
+        query = dict(sa_url.query)
+        database = str(sa_url.database)
+        if flag("uri", query.get("uri", "false")):  # already a SQLite URI filename
+            path = unquote(database.split("?", 1)[0].removeprefix("file:"))
+            uri = database
+        else:
+            path = os.path.abspath(database)
+            uri = "file:" + quote(path)
+        if not os.path.isfile(path):
+            raise ConfigError(f"{shown_url(self.url)}: no such database file (read_only)")
+        if query.get("mode") != "ro":
+            query["mode"] = "rw"
+        query["uri"] = "true"
+        return sa_url.set(database=uri, query=query)
 
     # ------------------------------------------------------------ connections
     def _on_connect(self, dbapi_conn: Any, _record: Any) -> None:
@@ -169,16 +312,22 @@ class SQLStorage(Storage):
             ):
                 dbapi_conn.create_function(name, n, fn, deterministic=True)
             cur = dbapi_conn.cursor()
-            if not self.memory:
+            if self.read_only:
+                cur.execute("PRAGMA query_only = ON")  # SQLite refuses any write too
+            elif not self.memory:
                 cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
         elif self.dialect == "postgresql":
             dbapi_conn.autocommit = True
+            if self.read_only:  # the server refuses any write too
+                dbapi_conn.execute("SET default_transaction_read_only = on")
         else:
             dbapi_conn.autocommit(True)
             cur = dbapi_conn.cursor()
+            if self.read_only:
+                cur.execute("SET SESSION TRANSACTION READ ONLY")
             cur.execute("SELECT @@max_allowed_packet")
             (packet,) = cur.fetchone()
             cur.close()
@@ -211,10 +360,14 @@ class SQLStorage(Storage):
                 fairy.close()
         self._local = threading.local()
 
-    def _wrap(self, exc: BaseException, what: str) -> BaseException:
-        """Turn a driver error into a doqu error (the caller chains it)."""
-        if isinstance(exc, self._dbapi.IntegrityError):
-            return DuplicateKey(f"{what}: a unique index would be violated ({exc})")
+    def _wrap(self, exc: BaseException, what: str, clash: Clash | None = None) -> BaseException:
+        """Turn a driver error into a doqu error (the caller chains it).
+
+        A unique violation becomes what *clash* makes of it (the ``DuplicateKey`` of
+        the write that was refused); without *clash* it is a ``StorageError``.
+        """
+        if isinstance(exc, self._dbapi.IntegrityError) and clash is not None:
+            return clash(exc)
         fairy = getattr(self._local, "fairy", None)
         dialect: Any = self._engine.dialect
         if fairy is not None and dialect.is_disconnect(exc, fairy, None):
@@ -223,7 +376,7 @@ class SQLStorage(Storage):
             self._local.fairy = None
         return StorageError(f"{what} failed on {self._shown_url()}: {exc}")
 
-    def _run(self, what: str, fn: Callable[[Any], T]) -> T:
+    def _run(self, what: str, fn: Callable[[Any], T], clash: Clash | None = None) -> T:
         """Run *fn(cursor)* outside a transaction (one statement, autocommit)."""
         for attempt in (0, 1):
             conn = self._conn()
@@ -234,11 +387,30 @@ class SQLStorage(Storage):
                 finally:
                     cur.close()
             except self._dbapi.Error as exc:
-                err = self._wrap(exc, what)
+                err = self._wrap(exc, what, clash)
                 if attempt == 0 and getattr(self._local, "fairy", None) is None:
                     continue  # the connection dropped: one retry on a fresh one
                 raise err from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _clash_index(self, coll: CollectionInfo, exc: BaseException) -> tuple[Path, ...] | None:
+        """The unique index a driver's error names (:data:`PK_INDEX`: the pk), if known."""
+        text = str(exc)
+        found = _UNIQUE_INDEX.search(text)
+        if found is not None:
+            for paths in coll.unique:
+                if _index_ident(coll, True, paths) == found.group(1):
+                    return paths
+            return None
+        return PK_INDEX if _PK_CLASH.search(text) else None
+
+    def _clash(self, coll: CollectionInfo, rows: Callable[[], Sequence[tuple[str, Any]]]) -> Clash:
+        """What turns a unique violation writing ``rows()`` into its ``DuplicateKey``."""
+
+        def duplicate(exc: BaseException) -> Exception:
+            return self._duplicate(coll, rows(), self._clash_index(coll, exc))
+
+        return duplicate
 
     def _conflict(self, exc: BaseException) -> bool:
         """A deadlock or serialization failure: the database rolled back, a rerun is safe."""
@@ -247,7 +419,7 @@ class SQLStorage(Storage):
         args: tuple[Any, ...] = getattr(exc, "args", ())
         return bool(args) and args[0] in (1213, 1205)  # MariaDB/MySQL deadlock, lock wait
 
-    def _tx(self, what: str, fn: Callable[[Any], T]) -> T:
+    def _tx(self, what: str, fn: Callable[[Any], T], clash: Clash | None = None) -> T:
         """Run *fn(cursor)* in one transaction (SQLite: ``BEGIN IMMEDIATE``).
 
         A transaction the database aborted as a deadlock victim or for a
@@ -280,7 +452,7 @@ class SQLStorage(Storage):
                         conflicts += 1
                         time.sleep(random.uniform(0, 0.002 * 2**conflicts))
                         continue
-                    err = self._wrap(exc, what)
+                    err = self._wrap(exc, what, clash)
                     lost = getattr(self._local, "fairy", None) is None
                     if lost and committing:
                         raise StorageError(
@@ -304,10 +476,14 @@ class SQLStorage(Storage):
             return PostgresTranslator()
         indexed: dict[Path, tuple[str, str]] = {}
         if coll is not None:
-            # MariaDB matches no JSON expression to an index: queries name the index columns.
+            # MariaDB matches no JSON expression to an index: queries name the index columns
+            # (read-only: those the table has; it may predate the model's indexes).
+            have = self._columns.get(coll.name, set()) if self.read_only else None
             for paths in coll.indexes:
                 for path in paths:
-                    indexed[path] = MySQLTranslator.index_columns(path)
+                    cols = MySQLTranslator.index_columns(path)
+                    if have is None or have.issuperset(cols):
+                        indexed[path] = cols
         return MySQLTranslator(indexed)
 
     def _quote(self, name: str) -> str:
@@ -356,6 +532,45 @@ class SQLStorage(Storage):
         return out
 
     # ------------------------------------------------------------------ schema
+    def _table_columns(self, cur: Any, name: str) -> list[str] | None:
+        """The columns of table *name* (quoted on MariaDB), ``None`` if there is no such table."""
+        if self.dialect == "sqlite":
+            cur.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [name])
+            return [] if cur.fetchone() else None
+        if self.dialect == "postgresql":
+            cur.execute("SELECT to_regclass(%s) IS NOT NULL", [self._quote(name)])
+            return [] if cur.fetchone()[0] else None
+        cur.execute(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_schema = DATABASE() AND table_name = %s",
+            [name],
+        )
+        cols = [self._quote(str(row[0])) for row in cur.fetchall()]
+        return cols or None
+
+    def _look_up(self, coll: CollectionInfo) -> None:
+        """Read-only: note whether the collection's table exists (and its index columns)."""
+        name = _table_name(coll.name)
+        cols = self._run(f"looking up {coll.name!r}", lambda cur: self._table_columns(cur, name))
+        if cols is None:
+            self._absent.add(coll.name)
+            return
+        self._columns[coll.name] = set(cols)
+        self._absent.discard(coll.name)
+
+    def _gone(self, coll: CollectionInfo) -> bool:
+        """Read-only: whether the collection has no table (looked up again: it may appear)."""
+        if coll.name not in self._absent:
+            return False
+        self._look_up(coll)
+        return coll.name in self._absent
+
+    def _meta_found(self, cur: Any) -> bool:
+        """Read-only: whether the ``doqu_collections`` table exists (once seen, it stays)."""
+        if not self._meta_ready:
+            self._meta_ready = self._table_columns(cur, META) is not None
+        return self._meta_ready
+
     def _ensure_meta(self, cur: Any) -> None:
         if self._meta_ready:
             return
@@ -372,7 +587,7 @@ class SQLStorage(Storage):
         out: list[str] = []
         for unique, specs in ((False, coll.indexes), (True, coll.unique)):
             for paths in specs:
-                ident = hashlib.sha1(f"{coll.name}|{unique}|{paths}".encode()).hexdigest()[:16]
+                ident = _index_ident(coll, unique, paths)
                 name = f"doqu_i_{ident}"
                 kw = "UNIQUE INDEX" if unique else "INDEX"
                 if self.dialect == "sqlite":
@@ -471,6 +686,9 @@ class SQLStorage(Storage):
         self._sql.pop(coll.name, None)
         sql = self._statements(coll)
         table = sql["table"]
+        if self.read_only:
+            self._look_up(coll)  # no DDL: the table is there or reads as empty
+            return
         if self.dialect == "sqlite":
             create = "(pk TEXT PRIMARY KEY NOT NULL, data TEXT NOT NULL)"
             register = f"INSERT OR IGNORE INTO {self._meta} (name, version) VALUES (?, 0)"
@@ -494,11 +712,18 @@ class SQLStorage(Storage):
             for stmt in self._index_sql(coll, table):
                 cur.execute(stmt)
 
+        def duplicate(exc: BaseException) -> Exception:
+            index = self._clash_index(coll, exc)
+            # "already exists": PostgreSQL's catalog met a concurrent CREATE (retried below).
+            if index is None or index == PK_INDEX or "already exists" in str(exc):
+                return StorageError(f"creating {coll.name!r} failed on {self._shown_url()}: {exc}")
+            return self._duplicate(coll, [], index)  # stored documents already clash
+
         for attempt in range(5):
             try:
-                self._run(f"creating {coll.name!r}", run)
+                self._run(f"creating {coll.name!r}", run, duplicate)
                 return
-            except (StorageError, DuplicateKey) as exc:
+            except StorageError as exc:
                 # Processes creating the same table or index at once (PostgreSQL's
                 # IF NOT EXISTS is not atomic): the loser retries, then sees it exists.
                 if attempt == 4 or (
@@ -570,7 +795,7 @@ class SQLStorage(Storage):
             cur.execute(sql["bump"], [coll.name])
             return True
 
-        return self._tx(f"saving to {coll.name!r}", run)
+        return self._tx(f"saving to {coll.name!r}", run, self._clash(coll, lambda: params))
 
     def _in_list(self, n: int) -> str:
         p = "?" if self.dialect == "sqlite" else "%s"
@@ -590,6 +815,8 @@ class SQLStorage(Storage):
 
     def _fetch_one(self, coll: CollectionInfo, pk: str) -> Any:
         # The hot path: a cached statement on the thread's DB-API connection, no SQLAlchemy.
+        if self._absent and self._gone(coll):
+            return None
         sql = self._sql.get(coll.name) or self._statements(coll)
         try:
             conn = self._conn()
@@ -610,6 +837,8 @@ class SQLStorage(Storage):
         if len(pks) == 1:
             raw = self._fetch_one(coll, pks[0])
             return {} if raw is None else {pks[0]: raw}
+        if self._absent and self._gone(coll):
+            return {}
         sql = self._statements(coll)
         return self._run(f"reading {coll.name!r}", lambda c: self._fetch_many(c, sql, pks))
 
@@ -669,7 +898,7 @@ class SQLStorage(Storage):
         return self._rows(coll, spec, decode=False)
 
     def _rows(self, coll: CollectionInfo, spec: QuerySpec, *, decode: bool) -> Iterator[Any]:
-        if spec.limit == 0:
+        if spec.limit == 0 or (self._absent and self._gone(coll)):
             return iter(())
         what_sql = "pk, data::text" if self.dialect == "postgresql" and not decode else "pk, data"
         sql, params = self._select_sql(coll, spec, what=what_sql)
@@ -755,6 +984,8 @@ class SQLStorage(Storage):
         fairy.close()
 
     def _count(self, coll: CollectionInfo, node: Node | None) -> int:
+        if self._absent and self._gone(coll):
+            return 0
         sql, params = self._select_sql(coll, QuerySpec(node), what="count(*)")
 
         def run(cur: Any) -> int:
@@ -764,6 +995,8 @@ class SQLStorage(Storage):
         return self._run(f"counting {coll.name!r}", run)
 
     def _distinct(self, coll: CollectionInfo, node: Node | None, path: Path) -> list[Any]:
+        if self._absent and self._gone(coll):
+            return []
         tr = self._translator(coll)
         where = tr.where(node)
         sql, params = tr.finish(tr.values_sql(self._statements(coll)["table"], path, where))
@@ -811,9 +1044,11 @@ class SQLStorage(Storage):
         if self.dialect != "sqlite":
             select += " FOR UPDATE"  # SQLite: BEGIN IMMEDIATE already excludes other writers
 
+        changes: list[tuple[str, str]] = []
+
         def run(cur: Any) -> int:
             cur.execute(select, params)
-            changes = []
+            changes.clear()
             for pk, raw in cur.fetchall():
                 old = self._decode(raw)
                 new = finalize(apply_update(old, ops))
@@ -824,7 +1059,8 @@ class SQLStorage(Storage):
                 cur.execute(sql["bump"], [coll.name])
             return len(changes)
 
-        return self._tx(f"updating {coll.name!r}", run)
+        written = self._clash(coll, lambda: [(pk, text) for text, pk in changes])
+        return self._tx(f"updating {coll.name!r}", run, written)
 
     def _swap(self, coll: CollectionInfo, pk: str, expected: Data | None, new: Data | None) -> bool:
         sql = self._statements(coll)
@@ -849,8 +1085,9 @@ class SQLStorage(Storage):
             cur.execute(sql["bump"], [coll.name])
             return True
 
+        rows = [] if new is None else [(pk, new)]
         try:
-            return self._tx(f"writing {pk!r} to {coll.name!r}", run)
+            return self._tx(f"writing {pk!r} to {coll.name!r}", run, self._clash(coll, rows.copy))
         except DuplicateKey:
             # Another writer inserted this pk between our read and our insert.
             if expected is None and self._fetch(coll, [pk]):
@@ -861,13 +1098,15 @@ class SQLStorage(Storage):
         """One locked read-modify-write transaction (no compare-and-swap retries)."""
         sql = self._statements(coll)
         ops = (UpdateOp("inc", path, by),)
+        written: list[tuple[str, str]] = []
 
         def run(cur: Any) -> Any:
             cur.execute(sql["get_for_update"], [pk])
             row = cur.fetchone()
             new = apply_update({} if row is None else self._decode(row[0]), ops)
-            check_json(new)
+            new = check_json(new)
             text = self._encode(pk, new)
+            written[:] = [(pk, text)]
             if row is None:
                 cur.execute(sql["insert"], [pk, text])
             else:
@@ -877,7 +1116,9 @@ class SQLStorage(Storage):
 
         while True:
             try:
-                return self._tx(f"incrementing {pk!r} in {coll.name!r}", run)
+                return self._tx(
+                    f"incrementing {pk!r} in {coll.name!r}", run, self._clash(coll, lambda: written)
+                )
             except DuplicateKey:
                 # Another process created the document first: increment that one.
                 if not self._fetch(coll, [pk]):
@@ -887,6 +1128,8 @@ class SQLStorage(Storage):
         p = "?" if self.dialect == "sqlite" else "%s"
 
         def run(cur: Any) -> int:
+            if self.read_only and not self._meta_found(cur):
+                return 0
             cur.execute(f"SELECT version FROM {self._meta} WHERE name = {p}", [coll.name])
             row = cur.fetchone()
             return 0 if row is None else int(row[0])
@@ -895,7 +1138,10 @@ class SQLStorage(Storage):
 
     def _names(self) -> list[str]:
         def run(cur: Any) -> list[str]:
-            self._ensure_meta(cur)
+            if not self.read_only:
+                self._ensure_meta(cur)
+            elif not self._meta_found(cur):
+                return []
             cur.execute(f"SELECT name FROM {self._meta}")
             names = [row[0] for row in cur.fetchall()]
             out = []
