@@ -137,36 +137,37 @@ def doqu_codec() -> tuple[Encode, Decode, str]:
 
     Returns ``(encode, decode, where)``, *where* naming the functions used. To
     write, the core validates the model again and, for a model of plain types
-    like this one, builds the stored form straight from it (``Storage._sorted_rows``:
+    like this one, builds the stored form straight from it (``_encoding.sorted_rows``:
     values checked, keys sorted; the backend puts ``_id`` first); other models
-    are serialized to checked JSON text (``Storage._encode_docs``) that the
-    backend parses once (``mongodb._mongo_from_text``). To read, ``_from_mongo``
-    then ``Storage._load`` (pydantic's validator). Private functions, on
-    purpose: this case isolates the CPU cost that ``save_many``/``where`` pay
-    per document.
+    are serialized to checked JSON text (``_encoding.encode_rows``) that the
+    backend parses once (``mongodb._stored._mongo_from_text``). To read,
+    ``_from_mongo`` then ``_encoding.load`` (pydantic's validator). Private
+    functions, on purpose: this case isolates the CPU cost that
+    ``save_many``/``where`` pay per document.
     """
-    from doqu.ext import mongodb
+    from doqu import _encoding
+    from doqu.ext.mongodb import _stored
 
-    storage = doqu.connect("memory://")
-    encode_docs, sorted_rows, load = storage._encode_docs, storage._sorted_rows, storage._load
-    info = Person.__doqu_collection__
-    from_text, from_mongo = mongodb._mongo_from_text, mongodb._from_mongo
+    encode_rows, sorted_rows, load = _encoding.encode_rows, _encoding.sorted_rows, _encoding.load
+    name = Person.__doqu_collection__.name
+    from_text, from_mongo = _stored._mongo_from_text, _stored._from_mongo
+    limit = _stored.MAX_DOCUMENT_BYTES
 
     def encode(doc: Any) -> dict[str, Any]:
-        rows = sorted_rows([doc])
+        rows = sorted_rows([doc], limit)
         if rows is not None:
             pk, data = rows[0]
             return {"_id": pk, **data}
-        pk, text = encode_docs([doc], text=True)[0]
+        pk, text = encode_rows([doc], text=True)[0]
         return from_text(pk, text)
 
     def decode(raw: dict[str, Any]) -> Any:
         pk, data = from_mongo(raw)
-        return load(Person, info, pk, data)
+        return load(Person, name, pk, data)
 
     where = (
-        "Storage._sorted_rows (else _encode_docs + mongodb._mongo_from_text)"
-        " / mongodb._from_mongo + Storage._load"
+        "_encoding.sorted_rows (else encode_rows + mongodb._mongo_from_text)"
+        " / mongodb._from_mongo + _encoding.load"
     )
     return encode, decode, where
 

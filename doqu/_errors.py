@@ -9,6 +9,7 @@ are mixed in where Python users expect them::
     ├── QueryError          (also ValueError)    a lookup, operand or path is not valid
     ├── ConfigError         (also ValueError)    a bad URL, option or missing driver
     ├── InvalidDocument     (also ValueError)    data no backend may store (NaN, huge ints, …)
+    │   └── UnstorableValue (also TypeError)     …given to a mapping view
     ├── StorageError                             driver and connection faults (chained)
     └── CorruptDocument                          stored data that fails the model's validation
 
@@ -29,6 +30,7 @@ __all__ = [
     "NotFound",
     "QueryError",
     "StorageError",
+    "UnstorableValue",
 ]
 
 
@@ -109,6 +111,11 @@ class ConfigError(DoquError, ValueError):
 
 class InvalidDocument(DoquError, ValueError):
     """A document holds data that cannot be stored (NaN, a 65-bit int, NUL on PostgreSQL, …)."""
+
+
+class UnstorableValue(InvalidDocument, TypeError):
+    """A mapping view's value that cannot be stored: an ``InvalidDocument`` as anywhere,
+    and a ``TypeError`` as the view promises for what its JSON codec cannot encode."""
 
 
 class StorageError(DoquError):

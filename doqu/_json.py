@@ -21,6 +21,7 @@ from ._errors import InvalidDocument, QueryError
 __all__ = [
     "INT_MAX",
     "INT_MIN",
+    "LONG_DIGITS",
     "MAX_NESTING",
     "BAD_KEY_BYTES",
     "MISSING",
@@ -41,7 +42,8 @@ __all__ = [
 
 INT_MAX: Final = 2**63 - 1
 INT_MIN: Final = -(2**63)
-_LONG_DIGITS = re.compile(r"\d{19}")
+#: A run of 19 digits in JSON text: an int that may not fit in 64 bits.
+LONG_DIGITS: Final = re.compile(r"\d{19}")
 # In compact JSON text, what may need :func:`check_json`'s closer look beyond numbers:
 # a NUL, a ``-0.0``, or a key with a leading ``$`` or a ``.`` (``"$`` anywhere, or a
 # ``.`` followed by the rest of a string and ``":``). Keys that cannot be stored
@@ -388,7 +390,7 @@ def encode_document(data: dict[str, Any]) -> str:
     except (ValueError, TypeError):
         check_json(data, where="document")
         raise  # check_json raises first; this is for what it cannot name
-    if _LONG_DIGITS.search(text):
+    if LONG_DIGITS.search(text):
         check_json(data, where="document")
     elif not text.isascii():
         try:

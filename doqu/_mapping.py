@@ -14,7 +14,6 @@ import contextlib
 import json
 import math
 import pickle
-import re
 import threading
 import time
 import zlib
@@ -31,23 +30,14 @@ from collections.abc import (
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, overload
 
-from ._document import CollectionInfo, Document, revalidator
-from ._errors import ConfigError, CorruptDocument, InvalidDocument
-from ._json import (
-    INT_MAX,
-    INT_MIN,
-    MAX_NESTING,
-    MISSING,
-    SUSPECT_TEXT,
-    check_json,
-    encodable,
-    good_key,
-)
-from ._shape import save_plan
-from ._storage import MAX_PK_LENGTH, QuerySpec, _check_stored_keys, check_pk, stored_dump
+from ._document import Document
+from ._encoding import check_pk, checked_value, encode_model
+from ._errors import ConfigError, CorruptDocument, InvalidDocument, UnstorableValue
+from ._json import MISSING, check_json
+from ._tree import QuerySpec
 
 if TYPE_CHECKING:
-    from ._storage import Storage
+    from ._storage import Collection
 
 __all__ = ["MappingView"]
 
@@ -80,59 +70,6 @@ def _copy(item: Any) -> Any:
     if kind is list:
         return [_copy(v) for v in item]
     return item
-
-
-def _text(value: str) -> str:
-    if "\x00" in value:
-        raise InvalidDocument(f"text holds a NUL character (PostgreSQL cannot store it): {value!r}")
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise TypeError(f"text is not valid Unicode ({exc.reason}): {value!r}") from None
-    return value
-
-
-def _to_json(value: Any, depth: int = 2) -> Any:
-    """A fresh JSON value equal to *value*; tuples become lists; anything else is a TypeError.
-
-    *depth* is the nesting level of *value* in the stored document (a view's
-    value sits in ``{"value": …}``, level 2).
-    """
-    kind = type(value)
-    if kind is str:
-        return _text(value)
-    if value is None or kind is bool:
-        return value
-    if kind is int:
-        if not INT_MIN <= value <= INT_MAX:
-            raise TypeError(f"integer {value} does not fit in 64 bits")
-        return value
-    if kind is float:
-        if not math.isfinite(value):
-            raise TypeError(f"{value} is not a finite number (JSON has no NaN/Infinity)")
-        return value or 0.0  # -0.0 is stored as 0.0
-    if (kind is list or kind is tuple or isinstance(value, dict)) and depth > MAX_NESTING:
-        raise TypeError(f"value nested deeper than {MAX_NESTING} levels (MariaDB's JSON limit)")
-    if kind is list or kind is tuple:
-        return [_to_json(v, depth + 1) for v in value]
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            if type(k) is not str:
-                raise TypeError(f"JSON object keys must be str, not {type(k).__name__}: {k!r}")
-            if not good_key(_text(k)):
-                raise InvalidDocument(
-                    f"the key {k[:40]!r} cannot be stored (no leading '$', no '.', no NUL)"
-                )
-            out[k] = _to_json(v, depth + 1)
-        return out
-    # Subclasses (IntEnum, StrEnum, …) are stored as their plain value, as json does.
-    if isinstance(value, str):
-        return _text(str.__str__(value))
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return _to_json(int(value) if isinstance(value, int) else float(value), depth)
-    raise TypeError(f"{kind.__name__} is not a JSON value; convert it first or use codec='pickle'")
 
 
 def _b64(data: bytes) -> str:
@@ -183,55 +120,13 @@ class _JSONCodec(_ValueCodec):
     native = True
 
     def dump(self, value: Any) -> Any:
-        return self.dump_text(value)[0]
-
-    def dump_text(self, value: Any) -> tuple[Any, str | None]:
-        """The stored item for *value*, and its JSON text when the fast check made it."""
-        if type(value) in _CONTAINERS:
-            # The C encoder and decoder make the fresh copy; what they would
-            # change or let through (tuples, non-str keys, huge ints, bad text,
-            # deep nesting) sends the value to the exact check below.
-            try:
-                text = _dumps(value)
-            except (TypeError, ValueError, RecursionError):
-                pass
-            else:
-                copy = _parse(text)[0]
-                if (
-                    copy == value
-                    and text.count("[") + text.count("{") < MAX_NESTING
-                    and not _LONG_DIGITS.search(text)
-                    and not SUSPECT_TEXT.search(text)
-                    and (text.isascii() or encodable(text))
-                ):
-                    return copy, text
-        try:
-            return _to_json(value), None
-        except RecursionError:
-            raise TypeError("the value is nested too deeply (or holds itself)") from None
+        return checked_value(value)[0]
 
     def load(self, key: str, item: Any) -> Any:
         return item
 
 
-_CONTAINERS: Final = (dict, list)
 _parse: Final = json.JSONDecoder().raw_decode
-_LONG_DIGITS: Final = re.compile(r"\d{19}")
-_dumps: Callable[[Any], str] = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, separators=(",", ":")
-).encode
-_make_encoder = getattr(json.encoder, "c_make_encoder", None)
-if _make_encoder is not None:  # CPython: the C encoder, called directly
-
-    def _refuse(value: Any) -> Any:
-        raise TypeError(f"{type(value).__name__} is not a JSON value")
-
-    _encode_chunks = _make_encoder(
-        None, _refuse, json.encoder.encode_basestring, None, ":", ",", False, False, False
-    )
-
-    def _dumps(value: Any) -> str:  # a cycle raises RecursionError: the exact check names it
-        return "".join(_encode_chunks(value, 0))
 
 
 class _EncodedCodec(_ValueCodec):
@@ -275,7 +170,7 @@ class _EncodedCodec(_ValueCodec):
             )
         if self.compress:
             return _b64(zlib.compress(raw.encode("utf-8")))
-        return _text(raw)
+        return check_json(raw, error=UnstorableValue)
 
     def load(self, key: str, item: Any) -> Any:
         try:
@@ -295,9 +190,10 @@ class _EncodedCodec(_ValueCodec):
 
 
 def _json_text(value: Any) -> str:
-    return json.dumps(
-        _JSONCodec().dump(value), ensure_ascii=False, allow_nan=False, separators=(",", ":")
-    )
+    copy, text = checked_value(value)
+    if text is None:
+        text = json.dumps(copy, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return text
 
 
 def _pickle(value: Any) -> bytes:
@@ -309,9 +205,8 @@ class _ModelCodec:
 
     native = False
 
-    def __init__(self, storage: Storage, info: CollectionInfo, model: type[Document]) -> None:
-        self._storage = storage
-        self._info = info
+    def __init__(self, collection: Collection[Any], model: type[Document]) -> None:
+        self.load: Callable[[str, Any], Any] = collection.load
         self.model = model
 
     def dump(self, value: Any) -> Any:
@@ -319,16 +214,7 @@ class _ModelCodec:
             raise TypeError(
                 f"this view holds {self.model.__name__} instances, not {type(value).__name__}"
             )
-        plan = save_plan(type(value))
-        copy = plan.validate(value)
-        if plan.nested is not None and not plan.nested(copy):
-            copy = revalidator(type(value))(value)  # names what is wrong, or validates
-        data = stored_dump(copy)
-        _check_stored_keys(data)
-        return check_json(data, where=f"{self.model.__name__} document")
-
-    def load(self, key: str, item: Any) -> Any:
-        return self._storage._load(self.model, self._info, key, item)
+        return encode_model(value)
 
     def wrap(self, item: Any) -> dict[str, Any]:
         return dict(item)
@@ -340,31 +226,26 @@ class _ModelCodec:
         value.__dict__["pk"] = key  # as Storage.save() does
 
 
-def _make_codec(
-    storage: Storage,
-    info: CollectionInfo,
-    model: type[Document] | None,
-    codec: Any,
-    compress: bool,
-) -> _Codec:
+def _make_codec(collection: Collection[Any], codec: Any, compress: bool) -> _Codec:
+    model, name = collection.model, collection.name
     if model is not None:
         if codec != "json" or compress:
             raise ConfigError(
                 f"db.dict({model.__name__}) stores the model's documents as they are:"
                 " codec= and compress= do not apply"
             )
-        return _ModelCodec(storage, info, model)
+        return _ModelCodec(collection, model)
     if not isinstance(compress, bool):
         raise ConfigError(f"compress= takes True or False, not {compress!r}")
     if codec == "json":
         if not compress:
             return _JSONCodec()
         return _EncodedCodec(
-            "'json'", _json_text, json.loads, binary=False, compress=True, collection=info.name
+            "'json'", _json_text, json.loads, binary=False, compress=True, collection=name
         )
     if codec == "pickle":
         return _EncodedCodec(
-            "'pickle'", _pickle, pickle.loads, binary=True, compress=compress, collection=info.name
+            "'pickle'", _pickle, pickle.loads, binary=True, compress=compress, collection=name
         )
     if isinstance(codec, str):
         raise ConfigError(f"unknown codec {codec!r}: use 'json', 'pickle' or an object")
@@ -377,7 +258,7 @@ def _make_codec(
         decode,
         binary=bool(getattr(codec, "binary", False)),
         compress=compress,
-        collection=info.name,
+        collection=name,
     )
 
 
@@ -415,7 +296,7 @@ class _VersionedCache(_NoCache):
 
     def __init__(self, version: Callable[[], Any], autosync: bool, ttl: float | None) -> None:
         self.lock = threading.RLock()
-        self._version = version
+        self._now = version
         self._autosync = autosync
         self._ttl = ttl
         self._seen: Any = _UNSET
@@ -429,7 +310,7 @@ class _VersionedCache(_NoCache):
         local state (already updated) still matches the store; otherwise the next
         check reloads.
         """
-        now = self._version()
+        now = self._now()
         seen = self._seen
         if (
             type(seen) is int
@@ -457,7 +338,7 @@ class _LRUCache(_VersionedCache):
         self._epoch = 0
 
     def _check(self) -> None:
-        now = self._version()
+        now = self._now()
         with self._state:
             if now != self._seen:
                 self._entries.clear()
@@ -533,13 +414,13 @@ class _MirrorCache(_VersionedCache):
 
     def refresh(self) -> dict[str, Any]:
         """Reload if the version moved (or nothing is loaded yet); return the local copy."""
-        now = self._version()
+        now = self._now()
         data = self.data
         if data is None or now != self._seen:
             with self.lock:
                 # Read the version before the rows: a write in between makes the
                 # next check reload again rather than leave the copy stale.
-                now = self._version()
+                now = self._now()
                 data = self.data
                 if data is None or now != self._seen:
                     data = dict(self._rows())
@@ -612,9 +493,8 @@ class MappingView(MutableMapping[str, V]):
     threads of one process.
 
     Args:
-        storage: the storage that holds the collection.
-        info: the collection.
-        model: a ``Document`` class for a model view, else ``None``.
+        collection: the collection (``db.collection(x)``); a model view when it has a
+            ``Document`` class.
         codec: ``"json"`` (values stored natively), ``"pickle"`` (unsafe on stores
             others can write), or an object with ``encode(value) -> str | bytes``
             and ``decode(data) -> value`` (``binary = True`` when it uses bytes).
@@ -627,9 +507,7 @@ class MappingView(MutableMapping[str, V]):
 
     def __init__(
         self,
-        storage: Storage,
-        info: CollectionInfo,
-        model: type[Document] | None = None,
+        collection: Collection[Any],
         *,
         codec: Any = "json",
         compress: bool = False,
@@ -637,10 +515,8 @@ class MappingView(MutableMapping[str, V]):
         ttl: float | None = None,
         autosync: bool = True,
     ) -> None:
-        self._storage = storage
-        self._info = info
-        self._model = model
-        self._codec: _Codec = _make_codec(storage, info, model, codec, compress)
+        self._collection = collection
+        self._codec: _Codec = _make_codec(collection, codec, compress)
         if not isinstance(autosync, bool):
             raise ConfigError(f"autosync= takes True or False, not {autosync!r}")
         if ttl is not None:
@@ -654,7 +530,7 @@ class MappingView(MutableMapping[str, V]):
         if cache is None:
             self._cache = _NoCache()
         elif cache == "mirror":
-            mirror = _MirrorCache(self._version, self._stored_items, autosync, ttl)
+            mirror = _MirrorCache(self._store_version, self._stored_items, autosync, ttl)
             self._cache = mirror
             if self._codec.native and not autosync and ttl is None:
                 # Reads as cheap as a dict's: the local copy's objects are handed
@@ -662,17 +538,17 @@ class MappingView(MutableMapping[str, V]):
                 mirror.shared = True
                 self._fast = mirror
         elif type(cache) is int and cache > 0:
-            self._cache = _LRUCache(cache, self._version, autosync, ttl)
+            self._cache = _LRUCache(cache, self._store_version, autosync, ttl)
         else:
             raise ConfigError(f"cache= takes None, a positive int or 'mirror', not {cache!r}")
 
     # ------------------------------------------------------------ plumbing
-    def _version(self) -> Any:
-        self._storage._check_open()
-        return self._storage._version(self._info)
+    def _store_version(self) -> Any:
+        self._collection.check_open()
+        return self._collection.version()
 
     def _fetch_item(self, key: str) -> Any:
-        data = self._storage._fetch_one(self._info, key)
+        data = self._collection.fetch_one(key)
         if data is None:
             return MISSING
         if isinstance(data, str):
@@ -683,7 +559,7 @@ class MappingView(MutableMapping[str, V]):
 
     def _stored_items(self) -> Iterator[tuple[str, Any]]:
         unwrap = self._codec.unwrap
-        rows = self._storage._select(self._info, _BY_KEY)
+        rows = self._collection.select(_BY_KEY)
         try:
             for key, data in rows:
                 yield key, unwrap(data)
@@ -694,7 +570,7 @@ class MappingView(MutableMapping[str, V]):
 
     def _item(self, key: Any) -> Any:
         """The stored item under *key*, through the cache; ``MISSING`` if absent."""
-        self._storage._check_open()
+        self._collection.check_open()
         try:
             check_pk(key)
         except (TypeError, InvalidDocument):
@@ -702,7 +578,7 @@ class MappingView(MutableMapping[str, V]):
         return self._cache.get(key, self._fetch_item)
 
     def _iter_items(self) -> Iterator[tuple[str, Any]]:
-        self._storage._check_open()
+        self._collection.check_open()
         load = self._codec.load
         snap = self._cache.snapshot()
         if snap is not None:
@@ -712,10 +588,10 @@ class MappingView(MutableMapping[str, V]):
         for key, item in self._stored_items():
             yield key, load(key, item)
 
-    def _write(self, items: dict[str, Any]) -> None:
+    def _write(self, items: dict[str, Any], texts: list[str] | None = None) -> None:
         put = [(key, self._codec.wrap(item)) for key, item in items.items()]
         with self._cache.lock:
-            moved = self._storage._put(self._info, put)
+            moved = self._collection.write(put, texts)
             self._cache.wrote(items, moved)
 
     # ------------------------------------------------------------ mapping
@@ -723,22 +599,12 @@ class MappingView(MutableMapping[str, V]):
         fast = self._fast
         if fast is not None:
             data = fast.data
-            if data is not None and not self._storage._closed:
+            if data is not None and not self._collection.closed:
                 try:
                     item = data[key]
                 except (KeyError, TypeError):
                     raise KeyError(key) from None
                 return item  # type: ignore[no-any-return]
-        elif type(self._cache) is _NoCache and type(key) is str and key.isascii():
-            # No cache: straight to the store (the checks of _item, inlined).
-            storage = self._storage
-            if storage._closed:
-                storage._check_open()
-            if 0 < len(key) <= MAX_PK_LENGTH and "\x00" not in key:
-                item = self._fetch_item(key)
-                if item is MISSING:
-                    raise KeyError(key)
-                return self._codec.load(key, item)  # type: ignore[no-any-return]
         item = self._item(key)
         if item is MISSING:
             raise KeyError(key)
@@ -757,35 +623,30 @@ class MappingView(MutableMapping[str, V]):
         return self._item(key) is not MISSING
 
     def __setitem__(self, key: str, value: V) -> None:
-        storage = self._storage
-        storage._check_writable("dict item assignment")
+        self._collection.check_writable("dict item assignment")
         check_pk(key)
         codec = self._codec
-        if type(codec) is _JSONCodec and storage.stores_text:
-            item, text = codec.dump_text(value)
-            if text is not None:  # the document's text is at hand: no second encoding
-                with self._cache.lock:
-                    moved = storage._put_text(self._info, [(key, f'{{"value":{text}}}')])
-                    self._cache.wrote({key: item}, moved)
-                return
-            self._write({key: item})
+        if type(codec) is _JSONCodec:
+            item, text = checked_value(value)
+            # The document's text, when at hand, saves the backend a second encoding.
+            self._write({key: item}, None if text is None else [f'{{"value":{text}}}'])
             return
         self._write({key: codec.dump(value)})
         codec.stored(key, value)
 
     def __delitem__(self, key: str) -> None:
-        self._storage._check_writable("dict item deletion")
+        self._collection.check_writable("dict item deletion")
         try:
             check_pk(key)
         except (TypeError, InvalidDocument):
             raise KeyError(key) from None
         with self._cache.lock:
-            if not self._storage._remove(self._info, [key]):
+            if not self._collection.remove([key]):
                 raise KeyError(key)
             self._cache.wrote({key: MISSING})
 
     def __iter__(self) -> Iterator[str]:
-        self._storage._check_open()
+        self._collection.check_open()
         snap = self._cache.snapshot()
         if snap is not None:
             yield from list(snap)
@@ -794,11 +655,11 @@ class MappingView(MutableMapping[str, V]):
             yield key
 
     def __len__(self) -> int:
-        self._storage._check_open()
+        self._collection.check_open()
         snap = self._cache.snapshot()
         if snap is not None:
             return len(snap)
-        return self._storage._count(self._info, None)
+        return self._collection.count(None)
 
     def items(self) -> ItemsView[str, V]:
         """The items, streamed in one query (not one read per key)."""
@@ -811,9 +672,9 @@ class MappingView(MutableMapping[str, V]):
     def _take(self, key: str, data: dict[str, Any]) -> Any:
         """Remove *key* if it still holds *data*; its value, or ``MISSING`` if it changed."""
         value = self._codec.load(key, self._codec.unwrap(data))
-        self._storage._check_writable("pop")
+        self._collection.check_writable("pop")
         with self._cache.lock:
-            if not self._storage._swap(self._info, key, data, None):
+            if not self._collection.swap(key, data, None):
                 return MISSING
             self._cache.wrote({key: MISSING})
         return value
@@ -824,7 +685,7 @@ class MappingView(MutableMapping[str, V]):
     def pop(self, key: str, default: V | T) -> V | T: ...
     def pop(self, key: str, default: Any = _NO_DEFAULT) -> Any:
         """Remove *key* and return its value (atomic: the value returned is the one removed)."""
-        self._storage._check_open()
+        self._collection.check_open()
         try:
             check_pk(key)
         except (TypeError, InvalidDocument):
@@ -832,7 +693,7 @@ class MappingView(MutableMapping[str, V]):
                 raise KeyError(key) from None
             return default
         while True:
-            data = self._storage._fetch(self._info, [key]).get(key)
+            data = self._collection.fetch([key]).get(key)
             if data is None:
                 if default is _NO_DEFAULT:
                     raise KeyError(key)
@@ -843,9 +704,9 @@ class MappingView(MutableMapping[str, V]):
 
     def popitem(self) -> tuple[str, V]:
         """Remove and return some ``(key, value)`` pair; ``KeyError`` when empty."""
-        self._storage._check_open()
+        self._collection.check_open()
         while True:
-            rows = list(self._storage._select(self._info, QuerySpec(limit=1)))
+            rows = list(self._collection.select(QuerySpec(limit=1)))
             if not rows:
                 raise KeyError("popitem(): the mapping is empty")
             key, data = rows[0]
@@ -865,21 +726,21 @@ class MappingView(MutableMapping[str, V]):
                 return self._codec.load(key, item)
             check_pk(key)
             new = self._codec.dump(default)
-            self._storage._check_writable("setdefault")
+            self._collection.check_writable("setdefault")
             with self._cache.lock:
-                created = self._storage._swap(self._info, key, None, self._codec.wrap(new))
+                created = self._collection.swap(key, None, self._codec.wrap(new))
                 if created:
                     self._cache.wrote({key: new})
             if created:
                 self._codec.stored(key, default)
                 return self._codec.load(key, _copy(new))
-            data = self._storage._fetch(self._info, [key]).get(key)
+            data = self._collection.fetch([key]).get(key)
             if data is not None:
                 return self._codec.load(key, self._codec.unwrap(data))
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         """Store many items in one batch; all keys and values are checked before any is written."""
-        self._storage._check_writable("dict update")
+        self._collection.check_writable("dict update")
         pairs: Iterable[tuple[Any, Any]]
         if isinstance(other, Mapping):
             pairs = other.items()
@@ -899,9 +760,9 @@ class MappingView(MutableMapping[str, V]):
 
     def clear(self) -> None:
         """Delete every item (every document of the collection), in one operation."""
-        self._storage._check_writable("dict clear")
+        self._collection.check_writable("dict clear")
         with self._cache.lock:
-            removed = self._storage._delete_where(self._info, None)
+            removed = self._collection.delete_where(None)
             self._cache.cleared(removed > 0)
 
     # ------------------------------------------------------------ extras
@@ -911,7 +772,7 @@ class MappingView(MutableMapping[str, V]):
         A missing key starts from 0. Only for JSON views: another codec, or a
         stored value that is not a number, raises ``TypeError``.
         """
-        self._storage._check_writable("increment")
+        self._collection.check_writable("increment")
         if type(by) not in (int, float):
             raise TypeError(f"increment() adds an int or a float, not {type(by).__name__}")
         if not math.isfinite(by):
@@ -920,27 +781,29 @@ class MappingView(MutableMapping[str, V]):
             raise TypeError("increment() needs a JSON view (codec='json', not compressed)")
         check_pk(key)
         with self._cache.lock:
-            new = self._storage._increment(self._info, key, ("value",), by)
+            new = self._collection.increment(key, ("value",), by)
             self._cache.wrote({key: new})
         return new
 
     def sync(self) -> None:
         """Refresh the local cache now if the store changed (nothing to do without a cache)."""
-        self._storage._check_open()
+        self._collection.check_open()
         self._cache.sync()
 
     def last_updated(self) -> Any:
         """The collection's version token: comparable, and changed by every write of any process."""
-        return self._version()
+        return self._store_version()
 
     @property
     def collection(self) -> str:
         """The name of the collection behind the view."""
-        return self._info.name
+        return self._collection.name
 
     def __repr__(self) -> str:
-        what = self._model.__name__ if self._model is not None else repr(self._info.name)
+        model = self._collection.model
+        what = model.__name__ if model is not None else repr(self._collection.name)
         codec = getattr(self._codec, "name", "'json'")
         if getattr(self._codec, "compress", False):
             codec += " compress=True"
-        return f"<MappingView {what} of {self._storage!r} codec={codec} {self._cache.describe()}>"
+        storage = self._collection.storage
+        return f"<MappingView {what} of {storage!r} codec={codec} {self._cache.describe()}>"

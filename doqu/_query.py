@@ -9,13 +9,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
-from ._document import CollectionInfo, Document
+from ._encoding import paused_gc
 from ._errors import CorruptDocument, QueryError
-from ._storage import QuerySpec, paused_gc
-from ._tree import And, Node, Not, Path, Q, joined, make_cond, parse_path, parse_update
+from ._tree import And, Node, Not, Path, Q, QuerySpec, joined, make_cond, parse_path, parse_update
 
 if TYPE_CHECKING:
-    from ._storage import Storage
+    from ._storage import Collection
 
 __all__ = ["Query"]
 
@@ -51,8 +50,8 @@ class _Results(Iterator[T]):
 
     def _start(self) -> Iterator[tuple[str, Any]]:
         q = self._query
-        q._storage._check_open()
-        self._rows = q._storage._select_stored(q._info, q._spec)
+        q._collection.check_open()
+        self._rows = q._collection.select_stored(q._spec)
         return self._rows
 
     def __next__(self) -> T:
@@ -72,15 +71,14 @@ class _Results(Iterator[T]):
             if rows is None:
                 rows = self._start()
             pk, data = next(rows)
-        q = self._query
-        return q._storage._load(q._model, q._info, pk, data)  # type: ignore[no-any-return]
+        return self._query._collection.load(pk, data)
 
     def read_ahead(self) -> int | None:
         """Before the first result: read ahead; the number of results if all were read.
 
         When every row fits in :data:`PREFETCH_LIMIT`, the results are built at
         once (``list()`` is about to take them all) with the cycle collector
-        paused (:func:`~doqu._storage.paused_gc`). A stored document that
+        paused (:func:`~doqu._encoding.paused_gc`). A stored document that
         fails validation is kept in its place and raised when iteration gets there.
         """
         if self._rows is not None:
@@ -92,13 +90,12 @@ class _Results(Iterator[T]):
                 buffer.append(row)
                 if len(buffer) > PREFETCH_LIMIT:
                     return None
-            q = self._query
-            load, model, info = q._storage._load, q._model, q._info
+            load = self._query._collection.load
             built: deque[Any] = deque()
             while buffer:
                 pk, data = buffer.popleft()
                 try:
-                    built.append(load(model, info, pk, data))
+                    built.append(load(pk, data))
                 except CorruptDocument as exc:
                     built.append(_Raise(exc))
             self._built = built
@@ -130,23 +127,15 @@ class Query(Generic[T]):
     time and streams the results.
     """
 
-    __slots__ = ("_fresh", "_info", "_model", "_spec", "_storage")
+    __slots__ = ("_collection", "_fresh", "_spec")
 
-    def __init__(
-        self,
-        storage: Storage,
-        info: CollectionInfo,
-        model: type[Document] | None,
-        spec: QuerySpec | None = None,
-    ) -> None:
-        self._storage = storage
-        self._info = info
-        self._model = model
+    def __init__(self, collection: Collection[T], spec: QuerySpec | None = None) -> None:
+        self._collection = collection
         self._spec = spec or QuerySpec()
         self._fresh: weakref.ref[_Results[T]] | None = None
 
     def _with(self, **changes: Any) -> Query[T]:
-        return Query(self._storage, self._info, self._model, replace(self._spec, **changes))
+        return Query(self._collection, replace(self._spec, **changes))
 
     def _add(self, node: Node) -> Query[T]:
         if self._sliced:
@@ -161,7 +150,7 @@ class Query(Generic[T]):
     @property
     def collection(self) -> str:
         """The name of the collection queried."""
-        return self._info.name
+        return self._collection.name
 
     @property
     def node(self) -> Node | None:
@@ -220,11 +209,12 @@ class Query(Generic[T]):
             report = on_corrupt
         else:
             raise ValueError(f"on_corrupt is 'raise', 'skip' or a callable, not {on_corrupt!r}")
-        storage, info, model = self._storage, self._info, self._model
-        storage._check_open()
-        for pk, data in storage._select_stored(info, self._spec):
+        collection = self._collection
+        collection.check_open()
+        load = collection.load
+        for pk, data in collection.select_stored(self._spec):
             try:
-                doc = storage._load(model, info, pk, data)
+                doc = load(pk, data)
             except CorruptDocument as exc:
                 report(exc)
                 continue
@@ -269,16 +259,16 @@ class Query(Generic[T]):
 
     def exists(self) -> bool:
         """Whether anything matches (asks the database for one row at most)."""
-        self._storage._check_open()
+        self._collection.check_open()
         if self._spec.limit == 0:
             return False
         spec = replace(self._spec, order=(), limit=1)
-        return next(self._storage._select(self._info, spec), None) is not None
+        return next(self._collection.select(spec), None) is not None
 
     def count(self) -> int:
         """How many documents match (within the slice, if one was taken)."""
-        self._storage._check_open()
-        total = self._storage._count(self._info, self._spec.node)
+        self._collection.check_open()
+        total = self._collection.count(self._spec.node)
         total = max(0, total - self._spec.offset)
         return total if self._spec.limit is None else min(total, self._spec.limit)
 
@@ -300,14 +290,14 @@ class Query(Generic[T]):
         """Distinct values of *field* among matches; list elements one by one; no nulls."""
         self._refuse_slice("values()")
         path = parse_path(field)
-        self._storage._check_open()
-        return self._storage._distinct(self._info, self._spec.node, path)
+        self._collection.check_open()
+        return self._collection.distinct(self._spec.node, path)
 
     def delete(self) -> int:
         """Delete every match; return how many were deleted."""
         self._refuse_slice("delete()")
-        self._storage._check_writable("delete")
-        return self._storage._delete_where(self._info, self._spec.node)
+        self._collection.check_writable("delete")
+        return self._collection.delete_where(self._spec.node)
 
     def update(self, **changes: Any) -> int:
         """Apply update operators to every match; return how many documents changed.
@@ -319,21 +309,21 @@ class Query(Generic[T]):
         """
         self._refuse_slice("update()")
         ops = parse_update(changes)
-        self._storage._check_writable("update")
-        finalize = self._storage._finalizer(self._model)
-        return self._storage._update_where(self._info, self._spec.node, ops, finalize)
+        self._collection.check_writable("update")
+        return self._collection.update_where(self._spec.node, ops)
 
     def explain(self) -> str:
         """What the backend runs for this query (SQL text, a MongoDB filter, …)."""
-        self._storage._check_open()
-        return self._storage._explain(self._info, self._spec)
+        self._collection.check_open()
+        return self._collection.explain(self._spec)
 
     def _refuse_slice(self, what: str) -> None:
         if self._sliced:
             raise QueryError(f"cannot call {what} once a slice has been taken")
 
     def __repr__(self) -> str:
-        target = self._model.__name__ if self._model else repr(self._info.name)
+        model = self._collection.model
+        target = model.__name__ if model else repr(self._collection.name)
         return f"<Query {target} {self._spec}>"
 
 

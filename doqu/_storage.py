@@ -2,180 +2,62 @@
 
 A backend subclasses :class:`Storage` and implements the ``_``-prefixed
 abstract primitives. They take a :class:`CollectionInfo` and plain JSON data
-(``dict``), never models: models are validated and converted here. The base
-class builds ``get``, ``get_many``, ``get_or_create``, ``update`` (an
-optimistic compare-and-swap loop), ``increment`` and the bulk paths from them;
-a backend overrides a default only when it can do better natively.
+(``dict``), never models: models are validated, checked and encoded by
+:mod:`doqu._encoding` before a primitive sees them. The base class builds
+``get``, ``get_many``, ``get_or_create``, ``update`` (an optimistic
+compare-and-swap loop), ``increment`` and the bulk paths from them; a backend
+overrides a default only when it can do better natively. :class:`Collection`
+binds the primitives to one collection: it is what :class:`~doqu.Query` and the
+mapping view run on.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
 import hashlib
 import json
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, overload
 
-from pydantic import ValidationError
-from pydantic_core import PydanticSerializationError
-
-from ._document import CollectionInfo, Document, revalidator
-from ._errors import (
-    CorruptDocument,
-    DuplicateKey,
-    InvalidDocument,
-    NotFound,
-    QueryError,
-    StorageError,
-)
+from . import _encoding as encoding
+from ._document import CollectionInfo, Document
+from ._encoding import check_pk, paused_gc
+from ._errors import DuplicateKey, NotFound, QueryError, StorageError
 from ._evaluator import apply_update, canonical, matches, resolve
-from ._json import (
-    BAD_KEY_BYTES,
-    MAX_NESTING,
-    NEGATIVE_ZERO_BYTES,
-    check_json,
-    encode_document,
-    holds_datetime,
-    json_equal,
-    with_stored_datetimes,
-)
+from ._json import check_json, json_equal
+from ._mapping import MappingView
 from ._options import check_options, flag
-from ._pk import new_pk, new_pks
-from ._shape import ALL_CHECKS, TextChecks, plan_of, save_plan
-from ._tree import And, Cond, Node, Path, UpdateOp, make_cond, parse_collection_name
+from ._query import Query
+from ._tree import (
+    And,
+    Cond,
+    Node,
+    Path,
+    QuerySpec,
+    UpdateOp,
+    make_cond,
+    parse_collection_name,
+)
 from ._unique import PK_INDEX, find_clash
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-    from ._mapping import MappingView
-    from ._query import Query
-
-__all__ = ["QuerySpec", "Storage", "check_pk"]
+__all__ = ["Collection", "QuerySpec", "Storage", "check_pk"]
 
 D = TypeVar("D", bound=Document)
+T = TypeVar("T")
 Data = dict[str, Any]
 Row = tuple[str, Data]
 Finalize = Callable[[Data], Data]
-Target = "type[Document] | str"
-
-MAX_PK_LENGTH = 255
-_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+#: What :meth:`Storage._store` is handed: checked data, checked JSON text, or
+#: checked data with object keys sorted (see :attr:`Storage.stores_sorted`).
+Form = Literal["data", "text", "sorted"]
 #: ``save_many`` pauses the cycle collector for batches larger than this.
 _BIG_BATCH = 256
-
-
-def _unset(_: Any) -> Any:
-    raise AssertionError("not a model")
-
-
-#: What is left to scan in the text of an instance :attr:`SavePlan.exact` passed.
-_NO_CHECKS = TextChecks(big_ints=False, non_finite=False, nesting=False, keys=False)
-_DEPTH_ONLY = TextChecks(big_ints=False, non_finite=False, nesting=True, keys=False)
-
-
-def _plain_text(raw: bytes, checks: TextChecks = ALL_CHECKS) -> bool:
-    """Whether JSON text shows nothing :func:`check_json` might refuse, but its depth.
-
-    That is no NUL (``\\u0000``, in any text), no ``NaN``, ``Infinity`` (also as
-    words in strings) or ``-0.0``, no run of 19 digits (an int that may not fit in
-    64 bits) and no key that cannot be stored, each looked for only where *checks*
-    says the model's types may hold it. One call covers a batch.
-    """
-    if b"\\u0000" in raw:
-        return False
-    if checks.big_ints and b"0000000000000000000" in raw.translate(_DIGITS):
-        return False
-    if checks.non_finite and (
-        b"NaN" in raw or b"Infinity" in raw or (b"-0.0" in raw and NEGATIVE_ZERO_BYTES.search(raw))
-    ):
-        return False
-    return not (checks.keys and BAD_KEY_BYTES.search(raw))
-
-
-def _shallow(raw: bytes) -> bool:
-    """Whether one document's JSON text cannot nest deeper than ``MAX_NESTING``."""
-    return raw.count(b"[") + raw.count(b"{") <= MAX_NESTING
-
-
-def _clean(raw: bytes, checks: TextChecks = ALL_CHECKS) -> bool:
-    """Whether pydantic's JSON text of one document can be stored as it is.
-
-    Documents that fail this take the slow, exact :func:`check_json`.
-    """
-    return _plain_text(raw, checks) and (not checks.nesting or _shallow(raw))
-
-
-def _clean_batch(raws: Sequence[bytes], checks: TextChecks) -> bool:
-    """:func:`_clean` for every text of a batch: one scan of the joined texts."""
-    if not _plain_text(b"\n".join(raws), checks):
-        return False
-    return not checks.nesting or all(map(_shallow, raws))
-
-
-def _batch_pks(docs: Sequence[Any]) -> list[str]:
-    """The documents' pks, checked, with new ones (made in one go) where they have none."""
-    pks = [d.pk for d in docs]
-    fresh = pks.count(None)
-    if fresh == len(pks):
-        return new_pks(fresh)
-    keys = iter(new_pks(fresh))
-    return [next(keys) if pk is None else check_pk(pk) for pk in pks]
-
-
-def stored_dump(model: Any) -> Data:
-    """A validated model's stored data: pydantic's JSON form, datetimes in stored form."""
-    data: Data = with_stored_datetimes(model, model.model_dump(mode="json"))
-    return data
-
-
-@contextlib.contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause the cycle collector while a batch of fresh objects is built.
-
-    Such a batch holds no garbage cycles, and collecting while it grows would
-    traverse it again and again. The collector's previous state is restored.
-    """
-    running = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if running:
-            gc.enable()
-
-
-@dataclass(frozen=True)
-class QuerySpec:
-    """What ``_select`` is asked for: a filter, an order and a window."""
-
-    node: Node | None = None
-    order: tuple[tuple[Path, bool], ...] = ()
-    offset: int = 0
-    limit: int | None = None
-
-
-def check_pk(pk: Any) -> str:
-    """A primary key is a ``str`` of at most 255 characters, with no NUL and valid Unicode."""
-    if not isinstance(pk, str):
-        raise TypeError(f"primary keys are str, not {type(pk).__name__}: {pk!r}")
-    if len(pk) > MAX_PK_LENGTH or "\x00" in pk:
-        raise InvalidDocument(f"primary key {pk[:40]!r}… is longer than 255 or holds NUL")
-    if not pk.isascii():
-        try:
-            pk.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidDocument(f"primary key {pk!r} is not valid Unicode") from None
-    return pk
-
-
-def _check_stored_keys(data: Mapping[str, Any]) -> None:
-    if "_id" in data:
-        raise InvalidDocument("the field name '_id' is reserved (MongoDB keeps the pk there)")
 
 
 class Storage(ABC):
@@ -186,17 +68,15 @@ class Storage(ABC):
 
     #: URL scheme(s) the backend is registered under (informational).
     scheme: ClassVar[str] = ""
-    #: Several writes can be made atomic together.
-    supports_transactions: ClassVar[bool] = False
-    #: ``update()`` runs natively (not through the compare-and-swap loop).
-    native_update: ClassVar[bool] = False
-    #: Data outlives the process.
-    persistent: ClassVar[bool] = True
     #: ``save`` hands documents to :meth:`_put_text` as JSON text, not to ``_put``.
     stores_text: ClassVar[bool] = False
     #: ``save`` may hand documents of plain-typed models to :meth:`_put_sorted` as
-    #: data with object keys sorted and MongoDB's key rules checked.
+    #: checked data with object keys sorted, built straight from the instance
+    #: (see :func:`doqu._encoding.sorted_rows`).
     stores_sorted: ClassVar[bool] = False
+    #: The most bytes one stored document may take (``None``: no limit). The sorted
+    #: path is taken only for models whose bounded size is at most half of it.
+    max_document_bytes: ClassVar[int | None] = None
     #: The options the backend takes itself, as keywords or in the URL query: name ->
     #: what it does. :func:`doqu.connect` refuses any other option (but those of
     #: :meth:`_driver_options`) with ``ConfigError``. ``None``: the backend checks its
@@ -221,6 +101,7 @@ class Storage(ABC):
         self._prepared: dict[str, CollectionInfo] = {}
         self._prepare_lock = threading.Lock()
         self._ready: dict[Any, tuple[CollectionInfo, type[Document] | None]] = {}
+        self._handles: dict[Any, Collection[Any]] = {}
 
     # ------------------------------------------------------------------ primitives
     @abstractmethod
@@ -305,27 +186,23 @@ class Storage(ABC):
         """
         return self._put(coll, [(pk, json.loads(text)) for pk, text in rows])
 
-    def _put_sorted(self, coll: CollectionInfo, rows: Sequence[Row]) -> None:
+    def _put_sorted(self, coll: CollectionInfo, rows: Sequence[Row]) -> bool | None:
         """``_put`` with each document as checked data, object keys sorted.
 
         Called instead of ``_put_text`` when :attr:`stores_sorted` is set and the
-        model's types allow it (see :func:`doqu._shape.save_plan`).
+        model's types allow it (see :func:`doqu._encoding.sorted_rows`).
         """
-        self._put(coll, rows)
+        return self._put(coll, rows)
 
-    def _sorted_rows(self, docs: Sequence[Any]) -> list[Row] | None:
-        """``(pk, data)`` for a batch of one plain-typed model, keys sorted; ``None``
-        when a document (or the model) needs the JSON text path."""
-        cls = type(docs[0])
-        plan = plan_of(cls)
-        if plan is None or plan.stored_form is None or not plan.plain_keys:
-            return None
-        validate, stored = plan.validate, plan.stored_form
-        # What the stored form takes needs no validated copy; the rest gets one.
-        datas = [stored(d) or stored(validate(d)) for d in docs]
-        if None in datas:
-            return None
-        return list(zip(_batch_pks(docs), datas))
+    def _store(self, coll: CollectionInfo, form: Form, rows: Sequence[Any]) -> bool | None:
+        """Write rows the save path checked (:mod:`doqu._encoding`) by the primitive for
+        their *form*; returns as :meth:`_put`. Every write of whole documents — ``save``,
+        ``save_many``, ``get_or_create`` and the mapping view — ends here."""
+        if form == "text":
+            return self._put_text(coll, rows)
+        if form == "sorted":
+            return self._put_sorted(coll, rows)
+        return self._put(coll, rows)
 
     def _prepare(self, coll: CollectionInfo) -> None:  # noqa: B027 - optional hook
         """Create the collection's table and indexes; called before its first use."""
@@ -426,185 +303,6 @@ class Storage(ABC):
                 self._ready[target] = (info, model)
         return info, model
 
-    def _load(self, model: type[D] | None, coll: CollectionInfo, pk: str, data: Any) -> Any:
-        """Turn stored data (or its JSON text) into a validated model or a dict with ``"pk"``."""
-        if model is None:
-            if isinstance(data, (str, bytes)):
-                data = json.loads(data)
-            return {"pk": pk, **data}
-        try:
-            if isinstance(data, (str, bytes)):
-                doc = model.__pydantic_validator__.validate_json(data)
-            else:
-                doc = model.__pydantic_validator__.validate_python(data)
-        except ValidationError as exc:
-            raise CorruptDocument(coll.name, pk, exc) from exc
-        doc.__dict__["pk"] = pk
-        return doc
-
-    @staticmethod
-    def _finalizer(model: type[Document] | None) -> Finalize:
-        def finalize(data: Data) -> Data:
-            if model is not None:
-                data = stored_dump(model.model_validate(data))
-            _check_stored_keys(data)
-            return check_json(data)  # type: ignore[no-any-return]
-
-        return finalize
-
-    def _dump(self, doc: Document | Mapping[str, Any]) -> Row:
-        """``(pk, data)``: the document validated again, checked, as plain JSON data."""
-        row: Row = self._encode_docs([doc], text=False)[0]
-        return row
-
-    def _encode_docs(
-        self, docs: Sequence[Document | Mapping[str, Any]], *, text: bool
-    ) -> list[Any]:
-        """``(pk, data)`` per document, or ``(pk, json_text)`` with *text*, all checked.
-
-        Models are validated again (they may have been changed since) and
-        serialized by pydantic; one scan of the whole batch's JSON text stands
-        for :func:`check_json` unless it finds something to look at closely.
-        """
-        fast = self._encode_same_model(docs, text)
-        if fast is not None:
-            return fast
-        staged: list[tuple[str | None, Any, bytes | None]] = []
-        append = staged.append
-        model: type | None = None
-        validate: Callable[[Any], Any] = _unset
-        to_json: Callable[..., bytes] = _unset
-        nested: Callable[[Any], bool] | None = None
-        temporal = False
-        fresh = 0
-        for doc in docs:
-            cls = type(doc)
-            if cls is not model:
-                if issubclass(cls, Document):
-                    plan = save_plan(cls)
-                    validate, nested, temporal = plan.validate, plan.nested, plan.temporal
-                    to_json = cls.__pydantic_serializer__.to_json if plan.plain_keys else _unset
-                model = cls
-            if validate is not _unset and isinstance(doc, Document):
-                extra = doc.__pydantic_extra__
-                item: Any = doc
-                raw: bytes | None = None
-                if (
-                    to_json is not _unset
-                    and not temporal
-                    and not (extra and ("_id" in extra or holds_datetime(extra)))
-                ):
-                    item = validate(doc)  # kept: the dict is made from the copy
-                    if nested is None or nested(item):
-                        # On an error, the slow path below names the problem.
-                        with contextlib.suppress(PydanticSerializationError):
-                            raw = to_json(item)
-                pk = doc.pk
-                if pk is None:
-                    fresh += 1
-                else:
-                    check_pk(pk)
-                append((pk, item, raw))
-            else:
-                data = self._plain(doc)
-                pk = self._pk_of(data)
-                _check_stored_keys(data)
-                append((pk, check_json(data, where=f"document {pk!r}"), None))
-        keys = iter(new_pks(fresh))
-        batch = b"\n".join([raw for _, _, raw in staged if raw is not None])
-        batch_clean = _plain_text(batch)
-        rows: list[Any] = []
-        for pk, item, raw in staged:
-            if pk is None:
-                pk = next(keys)
-            if raw is not None and (_shallow(raw) if batch_clean else _clean(raw)):
-                if text:
-                    rows.append((pk, raw.decode()))
-                else:
-                    ser = type(item).__pydantic_serializer__
-                    rows.append((pk, ser.to_python(item, mode="json")))
-                continue
-            if isinstance(item, Document):
-                item = stored_dump(revalidator(type(item))(item))
-                _check_stored_keys(item)
-                item = check_json(item, where=f"document {pk!r}")
-            rows.append((pk, encode_document(item) if text else item))
-        return rows
-
-    @staticmethod
-    def _encode_same_model(
-        docs: Sequence[Document | Mapping[str, Any]], text: bool
-    ) -> list[Any] | None:
-        """The common batch, in a few comprehensions: one model, nothing to look at closely.
-
-        ``None`` when the general path of :meth:`_encode_docs` must run instead.
-        """
-        if not docs:
-            return []
-        cls: Any = type(docs[0])
-        plan = plan_of(cls) if text else None
-        if plan is None or not plan.plain_keys or plan.temporal:
-            return None  # datetimes: the general path writes their stored form
-        if len(docs) == 1:
-            doc: Any = docs[0]  # one document (save()): no batch bookkeeping
-            if plan.exact is not None and plan.exact(doc):
-                # Already what validating it returns, nothing for the scans but depth.
-                copy, checks = doc, _DEPTH_ONLY if plan.checks.nesting else _NO_CHECKS
-            else:
-                extra = doc.__pydantic_extra__
-                if extra and "_id" in extra:
-                    return None
-                copy, checks = plan.validate(doc), ALL_CHECKS if extra else plan.checks
-                if plan.nested is not None and not plan.nested(copy):
-                    return None
-            try:
-                raw = cls.__pydantic_serializer__.to_json(copy)
-            except PydanticSerializationError:
-                return None
-            if not _clean(raw, checks):
-                return None
-            pk = doc.pk
-            return [(new_pk() if pk is None else check_pk(pk), raw.decode())]
-        if not all(type(d) is cls for d in docs):
-            return None
-        models: Sequence[Any] = docs
-        to_json = cls.__pydantic_serializer__.to_json
-        if plan.exact is not None and all(map(plan.exact, models)):
-            # Each is already what validating it returns; the scans but depth are moot.
-            try:
-                raws = [to_json(d) for d in models]
-            except PydanticSerializationError:
-                return None
-            if not _clean_batch(raws, _DEPTH_ONLY if plan.checks.nesting else _NO_CHECKS):
-                return None
-            return list(zip(_batch_pks(models), map(bytes.decode, raws)))
-        if any(d.__pydantic_extra__ for d in models):
-            return None  # the general path looks at each document's extras
-        validate, nested = plan.validate, plan.nested
-        try:
-            if nested is None:
-                raws = [to_json(validate(d)) for d in models]
-            else:  # each copy checked while it is in the cache
-                raws = [to_json(c) for c in map(validate, models) if nested(c)]
-                if len(raws) != len(models):
-                    return None
-        except PydanticSerializationError:
-            return None
-        if not _clean_batch(raws, plan.checks):
-            return None
-        return list(zip(_batch_pks(models), map(bytes.decode, raws)))
-
-    @staticmethod
-    def _plain(doc: object) -> Data:
-        if not isinstance(doc, Mapping):
-            raise TypeError(f"cannot save {type(doc).__name__}: expected a Document or a dict")
-        return dict(doc)
-
-    @staticmethod
-    def _pk_of(doc: Document | Data) -> str:
-        pk = doc.pk if isinstance(doc, Document) else doc.pop("pk", None)
-        return new_pk() if pk is None else check_pk(pk)
-
     # ------------------------------------------------------------- public API
     def save(self, doc: Document | Mapping[str, Any], *, collection: str | None = None) -> str:
         """Insert or replace *doc* by pk; return the pk (also set on a ``Document``).
@@ -629,12 +327,8 @@ class Storage(ABC):
                 # A big batch is built and dropped with the collector paused: its rows
                 # are freed before it runs again, so it never traverses them.
                 with paused_gc() if len(docs) > _BIG_BATCH else contextlib.nullcontext():
-                    rows: list[Any] | None = self._sorted_rows(docs) if self.stores_sorted else None
-                    if rows is not None:
-                        self._put_sorted(one, rows)
-                    else:
-                        rows = self._encode_docs(docs, text=self.stores_text)
-                        (self._put_text if self.stores_text else self._put)(one, rows)
+                    form, rows = self._encode_batch(docs)
+                    self._store(one, form, rows)
                     pks = [pk for pk, _ in rows]
                     del rows
                     for doc, pk in zip(docs, pks):
@@ -653,21 +347,31 @@ class Storage(ABC):
             if target is not last or info is None:
                 info, last = self._coll(target)[0], target
             infos.append(info)
-        rows = self._encode_docs(docs, text=self.stores_text)
-        put = self._put_text if self.stores_text else self._put
+        form = "text" if self.stores_text else "data"
+        rows = encoding.encode_rows(docs, text=self.stores_text)
         if info is not None and all(i is info for i in infos):
-            put(info, rows)  # one collection: the common case
+            self._store(info, form, rows)  # one collection: the common case
         else:
             groups: dict[str, tuple[CollectionInfo, list[Any]]] = {}
             for one, row in zip(infos, rows):
                 groups.setdefault(one.name, (one, []))[1].append(row)
             for one, group in groups.values():
-                put(one, group)
+                self._store(one, form, group)
         pks = [pk for pk, _ in rows]
         for doc, pk in zip(docs, pks):
             if isinstance(doc, Document):
                 doc.__dict__["pk"] = pk
         return pks
+
+    def _encode_batch(self, docs: Sequence[Any]) -> tuple[Form, list[Any]]:
+        """A batch of one model in the form this backend takes best, checked."""
+        if self.stores_sorted:
+            rows: list[Any] | None = encoding.sorted_rows(docs, self.max_document_bytes)
+            if rows is not None:
+                return "sorted", rows
+        return ("text" if self.stores_text else "data"), encoding.encode_rows(
+            docs, text=self.stores_text
+        )
 
     @overload
     def get(self, target: type[D], pk: str) -> D: ...
@@ -679,7 +383,7 @@ class Storage(ABC):
         found = self._fetch_one(info, check_pk(pk))
         if found is None:
             raise NotFound(info.name, [pk])
-        return self._load(model, info, pk, found)  # type: ignore[no-any-return]
+        return encoding.load(model, info.name, pk, found)  # type: ignore[no-any-return]
 
     @overload
     def get_many(self, target: type[D], pks: Iterable[str]) -> list[D]: ...
@@ -693,7 +397,7 @@ class Storage(ABC):
         missing = [pk for pk in wanted if pk not in found]
         if missing:
             raise NotFound(info.name, missing)
-        return [self._load(model, info, pk, found[pk]) for pk in wanted]
+        return [encoding.load(model, info.name, pk, found[pk]) for pk in wanted]
 
     @overload
     def get_or_create(
@@ -737,7 +441,7 @@ class Storage(ABC):
             merged = {**fields, **values}
             doc: Document | Data = model(**merged) if model is not None else merged
             created[:] = [doc]
-            pk, data = self._dump(doc)
+            pk, data = encoding.encode_one(doc)
             if given_pk is not None:
                 pk = check_pk(given_pk)
             elif attempt == 0:
@@ -747,12 +451,12 @@ class Storage(ABC):
 
         (pk, data), was_created = self._find_or_insert(info, node, build, given_pk is not None)
         if not was_created:
-            return self._load(model, info, pk, data), False
+            return encoding.load(model, info.name, pk, data), False
         doc = created[0]
         if isinstance(doc, Document):
             doc.__dict__["pk"] = pk
             return doc, True
-        return self._load(None, info, pk, data), True
+        return encoding.load(None, info.name, pk, data), True
 
     def _find_or_insert(
         self,
@@ -804,10 +508,7 @@ class Storage(ABC):
     def query(self, target: str) -> Query[dict[str, Any]]: ...
     def query(self, target: type[D] | str) -> Query[Any]:
         """A lazy query over the collection of *target* (a model, or a name for plain dicts)."""
-        from ._query import Query
-
-        info, model = self._coll(target)
-        return Query(self, info, model)
+        return Query(self.collection(target))
 
     def clear(self, target: type[Document] | str | None = None) -> None:
         """Empty one collection, or with no argument every doqu collection."""
@@ -824,15 +525,24 @@ class Storage(ABC):
         return sorted(self._names())
 
     @overload
+    def collection(self, target: type[D]) -> Collection[D]: ...
+    @overload
+    def collection(self, target: str) -> Collection[dict[str, Any]]: ...
+    def collection(self, target: type[D] | str) -> Collection[Any]:
+        """The :class:`Collection` of *target*: what queries and mapping views run on."""
+        info, model = self._coll(target)
+        handle = self._handles.get(target)
+        if handle is None or handle.info is not info:
+            handle = self._handles[target] = Collection(self, info, model)
+        return handle
+
+    @overload
     def dict(self, target: type[D], **options: Any) -> MappingView[D]: ...
     @overload
     def dict(self, target: str, **options: Any) -> MappingView[Any]: ...
     def dict(self, target: type[D] | str, **options: Any) -> MappingView[Any]:
         """A ``MutableMapping`` view over one collection (see the mapping view guide)."""
-        from ._mapping import MappingView
-
-        info, model = self._coll(target)
-        return MappingView(self, info, model, **options)
+        return MappingView(self.collection(target), **options)
 
     def version(self, target: type[Document] | str) -> Any:
         """The collection's version token: it changes on every write, by any process."""
@@ -871,3 +581,113 @@ class Storage(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url!r}{' closed' if self._closed else ''}>"
+
+
+class Collection(Generic[T]):
+    """One collection of one storage, with its model (or plain dicts): ``db.collection(x)``.
+
+    The operations :class:`~doqu.Query` and the mapping view are built on, over
+    the backend's primitives; a custom query or view can be built on them too.
+    Rows are ``(pk, data)``; *stored* rows and :meth:`fetch_one` may give a
+    document as its stored JSON text, which :meth:`load` takes as well.
+
+    Attributes:
+        storage: the storage that holds the collection.
+        info: the collection's name and declared indexes.
+        model: the ``Document`` class results are loaded as, or ``None`` (plain dicts).
+    """
+
+    __slots__ = ("fetch_one", "info", "load", "model", "select_stored", "storage")
+
+    def __init__(self, storage: Storage, info: CollectionInfo, model: type[Any] | None) -> None:
+        self.storage = storage
+        self.info = info
+        self.model = model
+        # The hot paths (get, iteration) as bound calls, without a method in between.
+        #: The stored document under a pk (data or its JSON text), or ``None``.
+        self.fetch_one: Callable[[str], Any] = partial(storage._fetch_one, info)
+        #: Stream ``(pk, data or JSON text)`` of a :class:`QuerySpec`.
+        self.select_stored: Callable[[QuerySpec], Iterator[tuple[str, Any]]] = partial(
+            storage._select_stored, info
+        )
+        #: ``load(pk, stored)``: the model instance (or dict with ``"pk"``) of stored data.
+        self.load: Callable[[str, Any], T] = partial(encoding.load, model, info.name)
+
+    @property
+    def name(self) -> str:
+        """The collection's name."""
+        return self.info.name
+
+    @property
+    def closed(self) -> bool:
+        """Whether the storage was closed."""
+        return self.storage._closed
+
+    def check_open(self) -> None:
+        """Raise ``StorageError`` if the storage was closed."""
+        self.storage._check_open()
+
+    def check_writable(self, what: str) -> None:
+        """Raise ``StorageError`` naming *what* on a closed or read-only storage."""
+        self.storage._check_writable(what)
+
+    def select(self, spec: QuerySpec) -> Iterator[Row]:
+        """Stream ``(pk, data)`` of the matches, filtered, ordered and windowed by the database."""
+        return self.storage._select(self.info, spec)
+
+    def fetch(self, pks: Sequence[str]) -> dict[str, Data]:
+        """The stored data of those *pks* that exist, in one round trip."""
+        return self.storage._fetch(self.info, pks)
+
+    def count(self, node: Node | None) -> int:
+        """How many documents match *node* (``None``: all)."""
+        return self.storage._count(self.info, node)
+
+    def distinct(self, node: Node | None, path: Path) -> list[Any]:
+        """Distinct non-null values at *path* among matches, list elements one by one."""
+        return self.storage._distinct(self.info, node, path)
+
+    def explain(self, spec: QuerySpec) -> str:
+        """What the backend runs for *spec*."""
+        return self.storage._explain(self.info, spec)
+
+    def version(self) -> Any:
+        """The collection's version token (it changes on every write, by any process)."""
+        return self.storage._version(self.info)
+
+    def write(self, rows: Sequence[Row], texts: Sequence[str] | None = None) -> bool | None:
+        """Store rows of checked data (see :func:`doqu._encoding.checked_value`), given as
+        JSON *texts* too when at hand, through the same primitive as ``save``.
+
+        Returns ``False`` when nothing was changed (the version did not move).
+        """
+        storage = self.storage
+        if texts is not None and storage.stores_text:
+            return storage._store(self.info, "text", [(r[0], t) for r, t in zip(rows, texts)])
+        return storage._store(self.info, "data", rows)
+
+    def remove(self, pks: Sequence[str]) -> int:
+        """Delete by pk; return how many existed."""
+        return self.storage._remove(self.info, pks)
+
+    def swap(self, pk: str, expected: Data | None, new: Data | None) -> bool:
+        """Compare-and-swap one document (``None``: absent); whether it wrote."""
+        return self.storage._swap(self.info, pk, expected, new)
+
+    def increment(self, pk: str, path: Path, by: int | float) -> Any:
+        """Add *by* to the number at *path* of *pk* atomically; return the new value."""
+        return self.storage._increment(self.info, pk, path, by)
+
+    def delete_where(self, node: Node | None) -> int:
+        """Delete the matches; return how many."""
+        return self.storage._delete_where(self.info, node)
+
+    def update_where(self, node: Node | None, ops: Sequence[UpdateOp]) -> int:
+        """Apply update operators to each match atomically, each result validated by the
+        model (if any) and checked before anything is written; how many changed."""
+        finalize = encoding.finalizer(self.model)
+        return self.storage._update_where(self.info, node, ops, finalize)
+
+    def __repr__(self) -> str:
+        what = self.model.__name__ if self.model is not None else repr(self.info.name)
+        return f"<Collection {what} of {self.storage!r}>"

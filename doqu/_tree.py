@@ -14,7 +14,7 @@ from operator import attrgetter
 from typing import Any, ClassVar, Final, Union
 
 from ._errors import QueryError
-from ._json import check_json, to_json
+from ._json import to_json
 
 __all__ = [
     "LOOKUPS",
@@ -27,6 +27,7 @@ __all__ = [
     "Or",
     "Path",
     "Q",
+    "QuerySpec",
     "UpdateOp",
     "gathered",
     "joined",
@@ -562,9 +563,9 @@ def parse_update(changes: Mapping[str, Any]) -> tuple[UpdateOp, ...]:
         if path == ("pk",):
             raise QueryError("update() cannot change the primary key")
         shown = "__".join(path)
-        value = to_json(raw, where=f"operand of {shown}__{op}")
-        if op in _STORING:  # the operand is written as it is: the stored rule applies
-            value = check_json(value, where=f"operand of {shown}__{op}")
+        # An operand that is written as it is must be storable (the one rule), checked
+        # before anything runs: a QueryError, as for any bad update.
+        value = to_json(raw, where=f"operand of {shown}__{op}", stored=op in _STORING)
         if op == "inc" and not _is_number(value):
             raise QueryError(f"{shown}__inc takes a number, not {raw!r}")
         if op == "unset" and raw is not True:
@@ -584,3 +585,13 @@ def parse_update(changes: Mapping[str, Any]) -> tuple[UpdateOp, ...]:
                     " make two update() calls, one per field"
                 )
     return tuple(ops)
+
+
+@dataclass(frozen=True)
+class QuerySpec:
+    """What a backend's ``_select`` is asked for: a filter, an order and a window."""
+
+    node: Node | None = None
+    order: tuple[tuple[Path, bool], ...] = ()
+    offset: int = 0
+    limit: int | None = None

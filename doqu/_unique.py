@@ -41,7 +41,7 @@ def _holders(
     storage: Storage, coll: CollectionInfo, paths: Sequence[Path], keyed: Sequence[Any]
 ) -> dict[str, list[str]]:
     """Stored pks by unique key, for the keys of the *keyed* rows (one query)."""
-    from ._storage import QuerySpec  # a cycle at import time
+    from ._tree import QuerySpec
 
     firsts = {canonical(v): v for v in (resolve(pk, data, paths[0]) for pk, data, _ in keyed)}
     keys = {key for _, _, key in keyed}
@@ -58,7 +58,7 @@ def _stored_pair(
     storage: Storage, coll: CollectionInfo, paths: Sequence[Path]
 ) -> DuplicateKey | None:
     """Two stored documents sharing a key of *paths* (a unique index that cannot be built)."""
-    from ._storage import QuerySpec
+    from ._tree import QuerySpec
 
     seen: dict[str, str] = {}
     for pk, data in storage._select(coll, QuerySpec()):

@@ -8,9 +8,10 @@ and :class:`Not` nodes. The reference evaluator (:func:`matches`,
 :func:`filter_rows`, :func:`sort_rows`, :func:`distinct`,
 :func:`apply_update`, :func:`unique_key`) is the semantics every backend must
 reproduce, and a backend that cannot push a query down may answer with it.
-:func:`duplicate_key` makes the :class:`doqu.DuplicateKey` of a unique clash
-found in Python (``Storage._duplicate`` one the database refused), and
-:data:`READ_ONLY` is the ``read_only`` entry of ``Storage.accepted_options``.
+
+This is the only core module the built-in backends (``doqu.ext.*``) and the
+command line import, besides the public ``doqu`` package itself: everything
+they use is here, so a third-party backend can do what a built-in one does.
 
 Everything here is covered by doqu's compatibility promise; the modules it
 comes from (``doqu._storage``, ``doqu._tree``, …) are not.
@@ -19,9 +20,21 @@ comes from (``doqu._storage``, ``doqu._tree``, …) are not.
 from __future__ import annotations
 
 from ._document import CollectionInfo
+from ._encoding import check_pk
+from ._errors import (
+    ConfigError,
+    CorruptDocument,
+    DoquError,
+    DuplicateKey,
+    InvalidDocument,
+    NotFound,
+    QueryError,
+    StorageError,
+)
 from ._evaluator import (
     UpdateTypeError,
     apply_update,
+    ascii_fold,
     canonical,
     compile_regex,
     distinct,
@@ -34,36 +47,69 @@ from ._evaluator import (
 from ._json import (
     INT_MAX,
     INT_MIN,
+    MAX_NESTING,
     MISSING,
     check_json,
     decode_document,
     encode_document,
+    good_key,
     json_equal,
     kind,
     sort_key,
 )
-from ._options import READ_ONLY
-from ._storage import QuerySpec, Storage, check_pk
-from ._tree import And, Cond, Node, Not, Or, Path, UpdateOp, parse_collection_name
-from ._unique import duplicate_key
+from ._options import READ_ONLY, flag, query_options, shown_url, strip_query, unknown_option
+from ._registry import missing_driver
+from ._storage import Collection, Finalize, Form, Row, Storage
+from ._tree import (
+    MAX_QUERY_DEPTH,
+    And,
+    Cond,
+    Node,
+    Not,
+    Or,
+    Path,
+    QuerySpec,
+    UpdateOp,
+    gathered,
+    parse_collection_name,
+    parse_path,
+    regex_replace_end_anchor,
+)
+from ._unique import PK_INDEX, duplicate_key
 
 __all__ = [
     "INT_MAX",
     "INT_MIN",
+    "MAX_NESTING",
+    "MAX_QUERY_DEPTH",
     "MISSING",
+    "PK_INDEX",
     "READ_ONLY",
     "And",
+    "Collection",
     "CollectionInfo",
     "Cond",
+    "ConfigError",
+    "CorruptDocument",
+    "DoquError",
+    "DuplicateKey",
+    "Finalize",
+    "Form",
+    "InvalidDocument",
     "Node",
     "Not",
+    "NotFound",
     "Or",
     "Path",
+    "QueryError",
     "QuerySpec",
+    "Row",
     "Storage",
+    "StorageError",
     "UpdateOp",
     "UpdateTypeError",
     "apply_update",
+    "ascii_fold",
     "canonical",
     "check_json",
     "check_pk",
@@ -73,12 +119,22 @@ __all__ = [
     "duplicate_key",
     "encode_document",
     "filter_rows",
+    "flag",
+    "gathered",
+    "good_key",
     "json_equal",
     "kind",
     "matches",
+    "missing_driver",
     "parse_collection_name",
+    "parse_path",
+    "query_options",
+    "regex_replace_end_anchor",
     "resolve",
+    "shown_url",
     "sort_key",
     "sort_rows",
+    "strip_query",
     "unique_key",
+    "unknown_option",
 ]

@@ -92,6 +92,17 @@ def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iter
 
 
 @pytest.fixture
+def cli_url(backend: str, db_url: str, tmp_path: Path) -> str:
+    """The backend's fresh store, made persistent where it lives in one process only
+    (so that a command run in-process and a later ``connect()`` see the same data)."""
+    if db_url == "memory://":
+        return f"memory://?persist={tmp_path / 'cli.json'}"
+    if db_url == "sqlite://":
+        return f"sqlite:///{tmp_path / 'cli.db'}"
+    return db_url
+
+
+@pytest.fixture
 def db(db_url: str) -> Iterator[doqu.Storage]:
     """A connected storage on a fresh store; closed after the test."""
     storage = doqu.connect(db_url)

@@ -87,16 +87,6 @@ def people(url: str, tmp_path: Path) -> str:
     return url
 
 
-@pytest.fixture
-def cli_url(backend: str, db_url: str, tmp_path: Path) -> str:
-    """The backend's fresh store, made persistent where it lives in one process only."""
-    if db_url == "memory://":
-        return f"memory://?persist={tmp_path / 'cli.json'}"
-    if db_url == "sqlite://":
-        return f"sqlite:///{tmp_path / 'cli.db'}"
-    return db_url
-
-
 # ------------------------------------------------------------------ help
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
     for name, command in group.commands.items():

@@ -243,7 +243,7 @@ def test_fast_encoding_refuses_what_check_json_refuses(url: str, tmp_path: Path)
 
 
 class Bounded(Document):
-    """Every type bounded: the save path skips every text scan (see ``doqu._shape``)."""
+    """Every type bounded: the save path skips every text scan (see ``doqu._encoding``)."""
 
     n: int = Field(ge=0, le=100)
     word: str = "w"
@@ -285,7 +285,7 @@ class Forest(Document):
 
 
 def test_save_plans_follow_the_schema() -> None:
-    from doqu._shape import ALL_CHECKS, TextChecks, save_plan
+    from doqu._encoding import ALL_CHECKS, TextChecks, save_plan
 
     bounded = save_plan(Bounded)
     assert bounded.checks == TextChecks(big_ints=False, non_finite=False, nesting=False, keys=False)
@@ -399,7 +399,7 @@ class Mixed(Document):
 
 @pytest.mark.parametrize("url", ["memory://", "sqlite://"])
 def test_full_revalidation_of_nested_values(url: str) -> None:
-    from doqu._shape import save_plan
+    from doqu._encoding import save_plan
 
     assert save_plan(Mixed).validate != Mixed.__pydantic_validator__.validate_python
     db = doqu.connect(url)
@@ -508,8 +508,7 @@ def test_the_exact_type_check_stands_for_validating_again(
     """Whenever the save plan's check of nested instances passes, validating them again
     in full succeeds and gives the very same JSON (when it fails, the save path hands
     the document to the full revalidation)."""
-    from doqu._document import revalidator
-    from doqu._shape import save_plan
+    from doqu._encoding import revalidator, save_plan
 
     route = Route(
         first=Leg(km=1.5, tags=["a"], marks={"m": True}),
@@ -584,8 +583,8 @@ def test_mongodb_stored_form_matches_the_json_text_path(
     stores (same values, same key order at every level); a document it gives up
     on takes the text path, which decides."""
     from doqu import InvalidDocument
-    from doqu._shape import save_plan
-    from doqu.ext.mongodb import _mongo_from_text
+    from doqu._encoding import encode_rows, save_plan, sorted_rows
+    from doqu.ext.mongodb._stored import MAX_DOCUMENT_BYTES, _mongo_from_text
 
     trek = Trek(first=Leg(km=1.5, tags=["a"], marks={"m": True}), spare=Leg(km=9), pk="k")
     legs = {"first": trek.first, "spare": trek.spare}
@@ -594,21 +593,17 @@ def test_mongodb_stored_form_matches_the_json_text_path(
     for field, value in top:
         trek.__dict__[field] = value
     plan = save_plan(Trek)
-    assert plan.stored_form is not None
-    mem = doqu.connect("memory://")
+    assert plan.sorted_form is not None
     try:
-        try:
-            pk, text = mem._encode_docs([trek], text=True)[0]
-            expected: Any = _mongo_from_text(pk, text)
-        except (InvalidDocument, ValidationError, TypeError):
-            expected = None
-        try:  # what MongoDB's save path runs: the instance, else its validated copy
-            rows = mem._sorted_rows([trek])
-        except (InvalidDocument, ValidationError, TypeError):
-            assert expected is None, "the stored-form path refuses what the text path took"
-            return
-    finally:
-        mem.close()
+        pk, text = encode_rows([trek], text=True)[0]
+        expected: Any = _mongo_from_text(pk, text)
+    except (InvalidDocument, ValidationError, TypeError):
+        expected = None
+    try:  # what MongoDB's save path runs: the instance, else its validated copy
+        rows = sorted_rows([trek], MAX_DOCUMENT_BYTES)
+    except (InvalidDocument, ValidationError, TypeError):
+        assert expected is None, "the stored-form path refuses what the text path took"
+        return
     if rows is None:
         return  # the text path decides (and was just run above)
     [(pk, got)] = rows
@@ -684,9 +679,8 @@ def test_the_whole_exact_check_stands_for_validating_and_scanning(
     """Whenever ``SavePlan.exact`` passes a document, validating it again in full gives
     the very same JSON and that JSON passes every text scan: the save path may store
     the document's own JSON. An untouched document passes."""
-    from doqu._document import revalidator
-    from doqu._shape import ALL_CHECKS, save_plan
-    from doqu._storage import _plain_text
+    from doqu._encoding import ALL_CHECKS, revalidator, save_plan
+    from doqu._encoding import clean_text as _plain_text
 
     doc = Journey(
         first=Leg(km=1.5, tags=["a"], marks={"m": True}),
@@ -735,7 +729,7 @@ class Stripped(Document):
 
 
 def test_exact_checks_only_where_types_are_all() -> None:
-    from doqu._shape import save_plan
+    from doqu._encoding import save_plan
 
     assert save_plan(Typed).exact is not None
     assert save_plan(Journey).exact is not None

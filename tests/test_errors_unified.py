@@ -76,7 +76,10 @@ def test_save_many_with_a_clash_writes_nothing(db: Storage) -> None:
     assert (err.fields, err.value, err.pk) == (("email",), "d@x", "d")
     assert str(err) == "duplicate key in 'people': email='d@x' is already held by pk 'd'"
     assert _pks(db) == {"ann"}
-    assert db.version(Person) == version or not db.supports_transactions
+    if not db.url.startswith("mongodb"):
+        # MongoDB without a replica set inserts, then undoes: its version moves (a reader
+        # may have seen the documents meanwhile); everywhere else nothing was written.
+        assert db.version(Person) == version
 
 
 def test_update_causing_a_clash(db: Storage) -> None:

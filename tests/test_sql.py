@@ -178,10 +178,9 @@ def _pks(items: Any) -> list[str]:
 def _where(db: SQLStorage, name: str, node: Node) -> doqu.Query[dict[str, Any]]:
     """A query on collection *name* filtered by a bare query tree."""
     from doqu._query import Query
-    from doqu._storage import QuerySpec
+    from doqu._tree import QuerySpec
 
-    info, _ = db._coll(name)
-    return Query(db, info, None, QuerySpec(node))
+    return Query(db.collection(name), QuerySpec(node))
 
 
 class Indexed(Document):

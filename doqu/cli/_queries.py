@@ -9,10 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from doqu._evaluator import resolve
-from doqu._json import MISSING, sort_key
-from doqu._tree import Path, parse_path
-
+from ..backend import MISSING, Path, parse_path, resolve, sort_key
 from ._app import cli
 from ._common import (
     apply_conditions,

@@ -15,14 +15,25 @@ from itertools import islice
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
-from .._document import CollectionInfo
-from .._errors import ConfigError, StorageError
-from .._evaluator import distinct, filter_rows, sort_rows, unique_key
-from .._json import decode_document, encode_document, json_equal
-from .._options import READ_ONLY
-from .._storage import QuerySpec, Row, Storage
-from .._tree import Node, Path
-from .._unique import duplicate_key
+from ..backend import (
+    READ_ONLY,
+    CollectionInfo,
+    ConfigError,
+    Node,
+    Path,
+    QuerySpec,
+    Row,
+    Storage,
+    StorageError,
+    decode_document,
+    distinct,
+    duplicate_key,
+    encode_document,
+    filter_rows,
+    json_equal,
+    sort_rows,
+    unique_key,
+)
 
 __all__ = ["MemoryStorage"]
 
@@ -37,7 +48,6 @@ class MemoryStorage(Storage):
     """
 
     scheme = "memory"
-    supports_transactions = True
     stores_text = True
     accepted_options: ClassVar[Mapping[str, str]] = {
         "persist": "a JSON snapshot file: loaded at connect, written on flush() and close()",
@@ -52,7 +62,7 @@ class MemoryStorage(Storage):
         query = parse_qs(parts.query)
         persist: str | None = options.pop("persist", None) or (query.get("persist") or [""])[0]
         self.persist_path = persist or None
-        self.persistent = persist is not None  # type: ignore[misc]
+
         self._lock = threading.RLock()
         self._tables: dict[str, dict[str, str]] = {}
         self._versions: dict[str, int] = {}

@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import json.encoder
 import os
 import secrets
 import threading
@@ -36,14 +35,33 @@ from itertools import islice
 from typing import Any, ClassVar, Final, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .._document import CollectionInfo
-from .._errors import ConfigError, QueryError, StorageError
-from .._evaluator import apply_update, distinct, filter_rows, resolve, sort_rows, unique_key
-from .._json import check_json, json_equal
-from .._options import READ_ONLY
-from .._storage import Finalize, QuerySpec, Row, Storage
-from .._tree import Node, Path, UpdateOp, parse_collection_name
-from .._unique import duplicate_key
+from pydantic_core import to_json as _to_json
+
+from ..backend import (
+    READ_ONLY,
+    CollectionInfo,
+    ConfigError,
+    Finalize,
+    Node,
+    Path,
+    QueryError,
+    QuerySpec,
+    Row,
+    Storage,
+    StorageError,
+    UpdateOp,
+    apply_update,
+    check_json,
+    distinct,
+    duplicate_key,
+    filter_rows,
+    flag,
+    json_equal,
+    parse_collection_name,
+    resolve,
+    sort_rows,
+    unique_key,
+)
 
 __all__ = ["META_TABLE", "PK_FIELD", "TinyDBStorage"]
 
@@ -57,39 +75,13 @@ META_TABLE: Final = "$doqu"
 FORMAT: Final = "doqu-tinydb-1"
 
 _DECODER = json.JSONDecoder()
-_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
-def _not_json(value: Any) -> Any:
-    raise TypeError(f"{type(value).__name__} is not a JSON value")
+def _encode(value: Any) -> str:
+    """Compact JSON, non-ASCII kept (pydantic-core's encoder: one call, no Python per value)."""
+    return _to_json(value).decode()
 
 
-def _make_encode() -> Callable[[Any], str]:
-    """Compact JSON, non-ASCII kept: the C encoder built once, not once per call.
-
-    ``JSONEncoder.encode`` builds a new C encoder on every call, which doubles the
-    cost of serializing 100,000 small documents; CPython's ``c_make_encoder`` takes
-    the same arguments as in ``JSONEncoder.iterencode``.
-    """
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # pragma: no cover - a Python without the C accelerator
-        return _ENCODER.encode
-    try:
-        scan = make(
-            None, _not_json, json.encoder.encode_basestring, None, ":", ",", False, False, False
-        )
-    except TypeError:  # pragma: no cover - a changed private signature
-        return _ENCODER.encode
-
-    def encode(value: Any) -> str:
-        return "".join(scan(value, 0))
-
-    return encode
-
-
-_encode = _make_encode()
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 # (st_dev, st_ino, st_size, st_mtime_ns) of the file the in-memory view was read from.
 Signature = tuple[int, int, int, int]
 _STALE: Final = (-1, -1, -1, -1)
@@ -277,15 +269,6 @@ def _parse(path: str, raw: bytes) -> _State:
     return state
 
 
-def _flag(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).lower()
-    if text in _TRUE or text in _FALSE:
-        return text in _TRUE
-    raise ConfigError(f"option {name}={value!r} is not a boolean (use true or false)")
-
-
 def _file_path(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("tinydb", "file"):
@@ -322,7 +305,7 @@ class TinyDBStorage(Storage):
         self.path = _file_path(url)
         query = parse_qs(urlsplit(url).query)
         raw_flag = options.get("autoflush", (query.get("autoflush") or ["true"])[-1])
-        self.autoflush = _flag("autoflush", raw_flag)
+        self.autoflush = flag("autoflush", raw_flag)
         directory = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(directory):
             raise ConfigError(f"{url!r}: the directory {directory!r} does not exist")

@@ -50,13 +50,10 @@ def _load(db: Storage, docs: list[Doc]) -> Rows:
 
 
 def _query(db: Storage, node: Node) -> Any:
-    from .._document import CollectionInfo
     from .._query import Query
-    from .._storage import QuerySpec
+    from .._tree import QuerySpec
 
-    info, _ = db._coll("diff")
-    assert isinstance(info, CollectionInfo)
-    return Query(db, info, None, QuerySpec(node))
+    return Query(db.collection("diff"), QuerySpec(node))
 
 
 def _pks(items: Any) -> list[str]:

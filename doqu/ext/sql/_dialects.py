@@ -29,10 +29,22 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..._errors import QueryError
-from ..._evaluator import ascii_fold, canonical
-from ..._json import INT_MAX, INT_MIN, kind
-from ..._tree import And, Cond, Node, Not, Or, Path, gathered, regex_replace_end_anchor
+from ...backend import (
+    INT_MAX,
+    INT_MIN,
+    And,
+    Cond,
+    Node,
+    Not,
+    Or,
+    Path,
+    QueryError,
+    ascii_fold,
+    canonical,
+    gathered,
+    kind,
+    regex_replace_end_anchor,
+)
 
 __all__ = [
     "Loc",

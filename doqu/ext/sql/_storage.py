@@ -22,15 +22,35 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote, unquote
 
-from ..._document import CollectionInfo
-from ..._errors import ConfigError, DuplicateKey, InvalidDocument, StorageError
-from ..._evaluator import apply_update, canonical, compile_regex, resolve
-from ..._json import check_json, encode_document, json_equal
-from ..._options import READ_ONLY, flag, query_options, shown_url, strip_query, unknown_option
-from ..._registry import missing_driver
-from ..._storage import Finalize, QuerySpec, Row, Storage
-from ..._tree import Node, Path, UpdateOp
-from ..._unique import PK_INDEX
+from ...backend import (
+    PK_INDEX,
+    READ_ONLY,
+    CollectionInfo,
+    ConfigError,
+    DuplicateKey,
+    Finalize,
+    InvalidDocument,
+    Node,
+    Path,
+    QuerySpec,
+    Row,
+    Storage,
+    StorageError,
+    UpdateOp,
+    apply_update,
+    canonical,
+    check_json,
+    compile_regex,
+    encode_document,
+    flag,
+    json_equal,
+    missing_driver,
+    query_options,
+    resolve,
+    shown_url,
+    strip_query,
+    unknown_option,
+)
 from ._dialects import (
     STRING_PREFIX,
     MySQLTranslator,
@@ -181,8 +201,6 @@ class SQLStorage(Storage):
     """
 
     scheme = "sqlite"
-    supports_transactions = True
-    native_update = True
     stores_text = True
     accepted_options: ClassVar[Mapping[str, str]] = READ_ONLY
 

@@ -24,8 +24,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ._document import Document, as_is_nodes, revalidator
-from ._json import INT_MAX, INT_MIN, MAX_NESTING, encodable, good_key
+from .._document import Document
+from .._json import INT_MAX, INT_MIN, MAX_NESTING, encodable, good_key
+from ._revalidate import as_is_nodes, revalidator
 
 R = TypeVar("R")
 
@@ -224,7 +225,7 @@ class _Source:
     """The text of one generated function, and the objects it names.
 
     It checks a value (``return False`` on the first miss, ``True`` at the end),
-    or with *convert* builds MongoDB's stored form of it (``None`` on a miss).
+    or with *convert* builds its sorted stored form (``None`` on a miss).
     Only variable names, the names of the objects it is given, numbers and
     ``repr`` of field names (identifiers) are written into the text.
     """
@@ -236,6 +237,8 @@ class _Source:
         self.lines: list[str] = []
         self.names: dict[str, Any] = {}
         self.count = 0
+        #: With *convert*: the most bytes the converted value can take (compact JSON).
+        self.size = 0
 
     def add(self, indent: int, text: str) -> None:
         self.lines.append(" " * indent + text)
@@ -351,11 +354,10 @@ class _Checks:
 
     def generate(self, schema: Any, out: _Source, top: bool = False) -> Callable[[Any], Any]:
         """The function *out* makes of *schema*: the check, or with ``out.convert`` the
-        stored-form converter (refused when the bounds allow more than ``_MAX_STORED``)."""
+        sorted-form converter (its bound on the stored size set on *out*)."""
         out.add(2, "v = value")
         made, size = self.write(schema, "v", 2, out, top)
-        if out.convert and size > _MAX_STORED:
-            raise _Unsupported
+        out.size = size
         return out.compile(made if out.convert else "True")
 
     def write(
@@ -546,36 +548,39 @@ def _refs(schema: Any) -> set[str]:
     return found
 
 
-# -------------------------------------------------------- MongoDB's stored form
-# For models of plain types, the data MongoDB stores (object keys sorted, values
-# checked as the JSON text path checks them) is built straight from the instance
-# by a function :meth:`_Checks.write` generates, which checks what the exact
-# check does on the way: without validating a copy, without writing and parsing
-# JSON. Anything else (and anything large) makes it give up; the document is then
-# validated, and what it still gives up on takes the JSON text path, which decides.
+# ---------------------------------------------------------- the sorted form
+# For models of plain types, the stored data with object keys sorted (what a
+# backend that compares objects member by member in order, such as MongoDB,
+# takes: :attr:`Storage.stores_sorted`), values checked as the JSON text path
+# checks them, is built straight from the instance by a function
+# :meth:`_Checks.write` generates, which checks what the exact check does on the
+# way: without validating a copy, without writing and parsing JSON. Anything
+# else (and anything long) makes it give up; the document is then validated, and
+# what it still gives up on takes the JSON text path, which decides.
 Convert = Callable[[Any], Any]
 _MAX_STR = 1024  # characters of one string or key on this path
 _MAX_ITEMS = 256  # items of one list or object on this path
-_MAX_STORED = 8 * 1024 * 1024  # the largest document these bounds may allow (16 MiB: BSON's)
 _LEAF_SIZES: dict[str, int] = {"str": 4 * _MAX_STR + 8, "int": 16, "float": 16, "bool": 8}
 
 
 def _good_key(key: str) -> bool:
-    """An object key MongoDB stores as it is, of a size the bounds allow."""
-    return len(key) <= _MAX_STR and key != "_id" and good_key(key)
+    """An object key that can be stored, of a length the bounds allow."""
+    return len(key) <= _MAX_STR and good_key(key)
 
 
-def _generated(schema: Any, *, convert: bool) -> Callable[[Any], Any] | None:
+def _generated(schema: Any, *, convert: bool) -> tuple[Callable[[Any], Any] | None, int]:
     """For a ``Document``'s core schema: :attr:`SavePlan.exact` (or, with *convert*,
-    :attr:`SavePlan.stored_form`); ``None`` if the model's types do not allow it."""
+    :attr:`SavePlan.sorted_form`) and, with *convert*, the bound on the stored size;
+    ``None`` if the model's types do not allow it."""
     try:
         builder = _Checks(schema)
         top = builder.top
         if not isinstance(top, dict) or top.get("type") != "model":
-            return None
-        return builder.generate(top, _Source(bounded=True, convert=convert), top=True)
+            return None, 0
+        out = _Source(bounded=True, convert=convert)
+        return builder.generate(top, out, top=True), out.size
     except (_Unsupported, KeyError, TypeError, AttributeError):
-        return None
+        return None, 0
 
 
 @dataclass(frozen=True)
@@ -589,13 +594,15 @@ class SavePlan:
     #: instances it took as they are hold exactly the validated types
     #: (``None``: it took none). ``False`` sends the document to the full revalidation.
     nested: Check | None = None
-    #: No declared field is stored under MongoDB's reserved ``_id``.
+    #: No declared field is stored under the reserved name ``_id``.
     plain_keys: bool = True
-    #: An instance as MongoDB's stored data, object keys sorted, made only if the
-    #: instance passes what :attr:`exact` checks and the size bounds (so it needs
+    #: An instance as checked stored data, object keys sorted, made only if the
+    #: instance passes what :attr:`exact` checks and the length bounds (so it needs
     #: no validating again); it returns ``None`` otherwise. ``None`` when the
     #: model's types do not allow it.
-    stored_form: Convert | None = None
+    sorted_form: Convert | None = None
+    #: The most bytes a document :attr:`sorted_form` makes can take (as compact JSON).
+    sorted_size: int = 0
     #: For models of plain types: whether an instance already holds exactly what
     #: validating it again returns (so it is valid as it is), with no int beyond
     #: 64 bits, no NaN or infinity and no extras, so that of the text scans only
@@ -647,6 +654,7 @@ def save_plan(model: type[Any]) -> SavePlan:
     fields = model.model_fields.items()
     plain = all("_id" not in (name, f.alias, f.serialization_alias) for name, f in fields)
     temporal = _mentions(schema, _TEMPORAL)
+    sorted_form, sorted_size = _generated(schema, convert=True)
     try:
         builder = _Checks(schema)
         nested = builder.escaping(builder.top)
@@ -655,8 +663,9 @@ def save_plan(model: type[Any]) -> SavePlan:
             checks,
             nested,
             plain,
-            stored_form=_generated(schema, convert=True),
-            exact=_generated(schema, convert=False),
+            sorted_form=sorted_form,
+            sorted_size=sorted_size,
+            exact=_generated(schema, convert=False)[0],
             temporal=temporal,
         )
     except (_Unsupported, KeyError, TypeError, AttributeError):

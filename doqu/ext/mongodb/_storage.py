@@ -1,28 +1,4 @@
-"""``mongodb://`` and ``mongodb+srv://``: documents in MongoDB through pymongo.
-
-The database is the URL path (default ``doqu``); every option pymongo accepts in
-the URL (``replicaSet``, ``tls``, ``authSource``, …) or as a keyword of
-:func:`doqu.connect` goes to :class:`pymongo.MongoClient` unchanged. Each doqu
-collection is a MongoDB collection; ``_id`` holds the doqu pk.
-
-Every query tree is translated to a native filter document (see
-:func:`to_filter`): filtering, sorting, counting, slicing and ``values()`` run in
-the server. MongoDB's own matching differs from doqu's in places (it reaches
-into arrays, lets ``null`` match missing fields, compares embedded documents by
-key order); the translation adds the guards that make it answer exactly what
-the reference evaluator answers. Object keys are stored sorted (as
-PostgreSQL's JSONB does), so that equality of embedded objects does not
-depend on the order their keys were written in.
-
-Version tokens live in the bookkeeping collection ``doqu.meta`` (a name no doqu
-collection can take): one document per collection, its counter ``$inc``-ed
-with every write — in the write's transaction where the server has them
-(replica sets, ``mongos``), right after it on a standalone server.
-
-``update()`` validates every result first, then writes each document with
-native operators (``$set``, ``$inc``, ``$push``, … see :func:`to_update`),
-guarded by the document's content as read.
-"""
+"""``MongoStorage``: the primitives over pymongo, version tokens, driver errors."""
 
 from __future__ import annotations
 
@@ -32,670 +8,75 @@ from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Final, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from .._document import CollectionInfo
-from .._errors import ConfigError, DoquError, DuplicateKey, InvalidDocument, StorageError
-from .._evaluator import UpdateTypeError, apply_update, canonical, matches, resolve
-from .._json import MISSING, json_equal
-from .._options import READ_ONLY, strip_query
-from .._registry import missing_driver
-from .._storage import Finalize, QuerySpec, Row, Storage
-from .._tree import And, Cond, Node, Not, Or, Path, UpdateOp, gathered, regex_replace_end_anchor
-from .._unique import PK_INDEX
+import pymongo
+from pymongo import ReplaceOne, ReturnDocument, UpdateOne
+from pymongo.errors import (
+    AutoReconnect,
+    BulkWriteError,
+    DocumentTooLarge,
+    DuplicateKeyError,
+    OperationFailure,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+)
 
-try:
-    import bson
-    import pymongo
-    from bson.codec_options import CodecOptions, TypeDecoder, TypeRegistry
-    from bson.int64 import Int64
-    from pymongo import ReplaceOne, ReturnDocument, UpdateOne
-    from pymongo.errors import (
-        AutoReconnect,
-        BulkWriteError,
-        DocumentTooLarge,
-        DuplicateKeyError,
-        OperationFailure,
-        PyMongoError,
-        ServerSelectionTimeoutError,
-    )
-except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environment
-    raise missing_driver("mongodb", exc) from exc
+from ...backend import (
+    MISSING,
+    PK_INDEX,
+    READ_ONLY,
+    CollectionInfo,
+    Cond,
+    ConfigError,
+    DoquError,
+    DuplicateKey,
+    Finalize,
+    InvalidDocument,
+    Node,
+    Path,
+    QuerySpec,
+    Row,
+    Storage,
+    StorageError,
+    UpdateOp,
+    UpdateTypeError,
+    apply_update,
+    canonical,
+    json_equal,
+    resolve,
+    strip_query,
+)
+from ._filters import (
+    Filter,
+    _distinct_pipeline,
+    _field,
+    _native_order,
+    _pipeline,
+    _reserved,
+    to_filter,
+)
+from ._stored import (
+    _CODEC,
+    MAX_DOCUMENT_BYTES,
+    Data,
+    _from_mongo,
+    _mongo_from_text,
+    _to_mongo,
+)
+from ._updates import _IMMUTABLE_FIELD, _MISSED, _guard, _native_update
 
-__all__ = ["MAX_DOCUMENT_BYTES", "META_COLLECTION", "MongoStorage", "to_filter", "to_update"]
-
-Data = dict[str, Any]
-Filter = dict[str, Any]
 T = TypeVar("T")
 #: Makes the ``DuplicateKey`` of a write from the server's duplicate key error.
 Clash = Callable[[PyMongoError], Exception]
 
-#: MongoDB's limit on one stored document (BSON), 16 MiB.
-MAX_DOCUMENT_BYTES: Final = 16 * 1024 * 1024
 #: The bookkeeping collection: one ``{_id: name, v: counter}`` per doqu collection.
 META_COLLECTION: Final = "doqu.meta"
 DEFAULT_DATABASE: Final = "doqu"
-
-#: A filter that matches nothing (and uses the ``_id`` index to say so).
-NEVER: Final[Filter] = {"_id": {"$in": []}}
-_NOT_ARRAY: Final = {"$not": {"$type": "array"}}
 #: Index values that are present and not null, for unique indexes' partial filters.
 _PRESENT_TYPES: Final = ["number", "string", "bool", "object", "array"]
 
 
-# ---------------------------------------------------------------- stored form
-class _Int64AsInt(TypeDecoder):
-    """64-bit integers come back as plain ``int`` (pymongo's default is ``Int64``)."""
-
-    bson_type = Int64
-
-    def transform_bson(self, value: Any) -> int:
-        return int(value)
-
-
-_CODEC: Final[CodecOptions[dict[str, Any]]] = CodecOptions(
-    type_registry=TypeRegistry([_Int64AsInt()])
-)
-
-
-_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
-
-
-def _storable(value: Any, where: str) -> Any:
-    """*value* with object keys sorted (recursively); keys MongoDB cannot store refused.
-
-    Lists holding no object or list are returned as they are, not copied.
-    """
-    if isinstance(value, dict):
-        if value:
-            # One scan of all keys; a key holding "\x01" only costs the slow check.
-            joined = "\x01".join(value)
-            if "." in joined or "\x00" in joined or joined.startswith("$") or "\x01$" in joined:
-                for key in value:
-                    if key.startswith("$") or "." in key or "\x00" in key:
-                        raise InvalidDocument(
-                            f"{where}: MongoDB cannot store the key {key[:40]!r}"
-                            " (no leading '$', no '.', no NUL)"
-                        )
-        # Keys are distinct strings, so sorting the pairs never compares values.
-        items = sorted(value.items())
-        for _, v in items:
-            if type(v) not in _SCALARS:
-                return {k: v if type(v) in _SCALARS else _storable(v, where) for k, v in items}
-        return dict(items)
-    if isinstance(value, list):
-        for v in value:
-            if type(v) not in _SCALARS:
-                return [v if type(v) in _SCALARS else _storable(v, where) for v in value]
-        return value
-    return value
-
-
-def _operand(value: Any) -> tuple[bool, Any]:
-    """``(storable, stored form)`` of a query operand: keys sorted like stored objects.
-
-    An operand holding a key no stored document can hold (``{"$gt": ""}``) can
-    equal no stored value; callers turn it into a match-nothing filter, so it
-    never reaches the server as query syntax.
-    """
-    try:
-        return True, _storable(value, "operand")
-    except InvalidDocument:
-        return False, None
-
-
-def _to_mongo(pk: str, data: Data) -> Data:
-    return _sized(pk, {"_id": pk, **_storable(data, f"document {pk!r}")})
-
-
-def _sized(pk: str, doc: Data) -> Data:
-    """*doc*, refused if it is over MongoDB's 16 MiB as BSON."""
-    size = len(bson.encode(doc))
-    if size > MAX_DOCUMENT_BYTES:
-        raise InvalidDocument(
-            f"document {pk!r} is {size} bytes as BSON; MongoDB stores at most"
-            f" {MAX_DOCUMENT_BYTES} (16 MiB)"
-        )
-    return doc
-
-
-class _BadKey(Exception):
-    """A key MongoDB cannot store, found while parsing a document's JSON text."""
-
-
-def _sorted_object(pairs: list[tuple[str, Any]]) -> Data:
-    pairs.sort()  # keys are distinct: values are never compared
-    return dict(pairs)
-
-
-def _checked_sorted_object(pairs: list[tuple[str, Any]]) -> Data:
-    pairs.sort()
-    obj = dict(pairs)
-    joined = "\x01".join(obj)
-    if "." in joined or "\x00" in joined or joined.startswith("$") or "\x01$" in joined:
-        for key in obj:
-            if key.startswith("$") or "." in key or "\x00" in key:
-                raise _BadKey(key)
-    return obj
-
-
-_PARSE: Final = json.JSONDecoder(object_pairs_hook=_sorted_object).raw_decode
-_PARSE_CHECKED: Final = json.JSONDecoder(object_pairs_hook=_checked_sorted_object).raw_decode
-
-
-#: JSON text this short is far below 16 MiB as BSON (BSON takes at most about
-#: 8 bytes per byte of compact JSON, and a character is at most 4 bytes).
-_SURELY_SMALL: Final = MAX_DOCUMENT_BYTES // 32
-
-
-def _mongo_from_text(pk: str, text: str) -> Data:
-    """The stored form of a checked JSON document: ``_id`` first, object keys sorted."""
-    suspect = "." in text or "$" in text or "\\u0000" in text
-    try:
-        data = (_PARSE_CHECKED if suspect else _PARSE)(text)[0]
-    except _BadKey as exc:
-        raise InvalidDocument(
-            f"document {pk!r}: MongoDB cannot store the key {str(exc)[:40]!r}"
-            " (no leading '$', no '.', no NUL)"
-        ) from None
-    out = {"_id": pk, **data}
-    return _sized(pk, out) if len(text) > _SURELY_SMALL else out
-
-
-def _from_mongo(doc: Mapping[str, Any]) -> Row:
-    data = dict(doc)
-    pk = data.pop("_id")
-    return str(pk), data
-
-
-# ------------------------------------------------------------------ regexes
-def _escape(text: str) -> str:
-    """*text* as a regex matching itself, alike in PCRE (MongoDB) and Python's ``re``."""
-    out = []
-    for ch in text:
-        if ch.isalnum() or ch == "_" or not ch.isascii():
-            out.append(ch)
-        elif ch.isprintable() and ch != " ":
-            out.append("\\" + ch)
-        else:
-            out.append(f"\\x{ord(ch):02x}")
-    return "".join(out)
-
-
-def _ascii_insensitive(text: str) -> str:
-    """Like :func:`_escape`, but ASCII letters match either case (and nothing else folds)."""
-    return "".join(
-        f"[{ch.lower()}{ch.upper()}]" if ch.isascii() and ch.isalpha() else _escape(ch)
-        for ch in text
-    )
-
-
-# --------------------------------------------------------------- translation
-def _field(path: Path) -> str:
-    return "_id" if path == ("pk",) else ".".join(path)
-
-
-def _reserved(path: Path) -> bool:
-    # No stored document holds "_id" among its data (the pk lives there), so a
-    # user path starting with it is always missing, as the evaluator says.
-    return path[0] == "_id"
-
-
-def _prefix_guards(path: Path) -> list[Filter]:
-    """Keep MongoDB from walking into arrays on the way: doqu paths walk objects only."""
-    return [{".".join(path[:i]): _NOT_ARRAY} for i in range(1, len(path))]
-
-
-def _combine(clauses: Sequence[Filter | bool], op: str, unit: bool) -> Filter | bool:
-    """``$and`` (*unit* ``True``) or ``$or`` (*unit* ``False``) of clauses, folding constants."""
-    parts: list[Filter] = []
-    for c in clauses:
-        if c is (not unit):
-            return not unit
-        if c is not unit:
-            parts.append(c)  # type: ignore[arg-type]
-    if not parts:
-        return unit
-    return parts[0] if len(parts) == 1 else {op: parts}
-
-
-def _all(clauses: Sequence[Filter | bool]) -> Filter | bool:
-    return _combine(clauses, "$and", True)
-
-
-def _any(clauses: Sequence[Filter | bool]) -> Filter | bool:
-    return _combine(clauses, "$or", False)
-
-
-def _negate(clause: Filter | bool) -> Filter | bool:
-    if isinstance(clause, bool):
-        return not clause
-    return {"$nor": [clause]}
-
-
-def _scalar(field: str, ops: Filter) -> Filter:
-    """*ops* on the field's own value, never on the elements of an array it holds."""
-    if field == "_id":  # always a string
-        return {field: ops}
-    if all(_never_an_object(v) for v in ops.values()):
-        # "Not an array" said as "no element 0": that exists only in a non-empty array
-        # or in an object keyed "0", which operands like these never match (nor does
-        # an empty array). Servers that evaluate filters in Python check it faster.
-        return {field: ops, f"{field}.0": {"$exists": False}}
-    return {field: {**ops, **_NOT_ARRAY}}
-
-
-def _never_an_object(operand: Any) -> bool:
-    """Whether *operand* (a scalar or a list of them) can only match scalars."""
-    if isinstance(operand, list):
-        return all(_never_an_object(v) for v in operand)
-    return operand is None or isinstance(operand, (str, int, float))
-
-
-def _exact(field: str, value: Any) -> Filter | bool:
-    ok, value = _operand(value)
-    if not ok:
-        return False
-    if value is None:
-        # {"$eq": null} would match missing fields too.
-        return _scalar(field, {"$type": "null"})
-    if isinstance(value, list):
-        # $eq on an array field also matches an array holding the operand as an
-        # element; $elemMatch compares elements one by one and excludes that case.
-        return {field: {"$eq": value, "$not": {"$elemMatch": {"$eq": value}}}}
-    return _scalar(field, {"$eq": value})
-
-
-def _distinct(values: list[Any]) -> tuple[list[Any], bool]:
-    """The storable operands of a list lookup in stored form, JSON-equal repeats left out,
-    and whether any operand was left out as one no document can hold."""
-    seen: dict[Any, Any] = {}
-    dropped = False
-    for value in values:
-        ok, stored = _operand(value)
-        if not ok:
-            dropped = True
-            continue
-        if isinstance(stored, (dict, list)):
-            key: Any = ("json", canonical(stored))
-        elif stored is True or stored is False:
-            key = ("bool", stored)
-        else:
-            key = stored  # numbers by value (1 and 1.0 are one), strings, None
-        seen.setdefault(key, stored)
-    return list(seen.values()), dropped
-
-
-def _in(field: str, values: list[Any]) -> Filter | bool:
-    plain: list[Any] = []
-    clauses: list[Filter | bool] = []
-    for stored in _distinct(values)[0]:
-        if stored is None or isinstance(stored, list):
-            clauses.append(_exact(field, stored))
-        else:
-            plain.append(stored)
-    if plain:
-        clauses.insert(0, _scalar(field, {"$in": plain}))
-    return _any(clauses)
-
-
-def _has_any(field: str, values: list[Any]) -> Filter | bool:
-    """The field is an array with an element JSON-equal to one of *values*."""
-    stored = _distinct(values)[0]
-    if not stored:
-        return False
-    # $in inside $elemMatch compares each element whole, as {"$eq": v} there does.
-    return {field: {"$elemMatch": {"$in": stored}}}
-
-
-def _has_all(field: str, values: list[Any]) -> Filter | bool:
-    """The field is an array with an element JSON-equal to each of *values*."""
-    stored, dropped = _distinct(values)
-    if dropped:
-        return False  # an operand no document can hold
-    clauses: list[Filter | bool] = [_has_element(field, v) for v in stored]
-    if len(stored) > 1 and field != "_id":
-        # n distinct operands need n elements: "no element n-1" rules a shorter list
-        # out before n $elemMatch scans of it.
-        clauses.insert(0, {f"{field}.{len(stored) - 1}": {"$exists": True}})
-    return _all(clauses)
-
-
-def _has_element(field: str, value: Any) -> Filter | bool:
-    """The field is an array with an element JSON-equal to *value*."""
-    ok, stored = _operand(value)
-    if not ok:
-        return False
-    return {field: {"$elemMatch": {"$eq": stored}}}
-
-
-def _regex(field: str, pattern: str, options: str = "") -> Filter:
-    ops: Filter = {"$regex": pattern}
-    if options:
-        ops["$options"] = options
-    return _scalar(field, ops)
-
-
-def _positive(c: Cond) -> Filter | bool:
-    """The filter for a condition that never holds on a missing field."""
-    field, lk, op = _field(c.path), c.lookup, c.operand
-    if lk == "exact":
-        return _exact(field, op)
-    if lk == "in":
-        return _in(field, op)
-    if lk in ("gt", "gte", "lt", "lte"):
-        # Type bracketing: a number operand meets only numbers (not bools), a
-        # string operand only strings, compared by UTF-8 bytes = code points.
-        return _scalar(field, {f"${lk}": op})
-    if lk == "between":
-        return _scalar(field, {"$gte": op[0], "$lte": op[1]})
-    if lk == "exists":
-        return {field: {"$exists": True}}
-    if lk == "contains":
-        in_list = _has_element(field, op)
-        if isinstance(op, str):
-            return _any([in_list, _regex(field, _escape(op))])
-        return in_list
-    if lk == "icontains":
-        folded = _ascii_insensitive(op)
-        in_list = {field: {"$elemMatch": {"$regex": f"^{folded}\\z"}}}
-        return _any([in_list, _regex(field, folded)])
-    if lk == "startswith":
-        return _regex(field, "^" + _escape(op))
-    if lk == "endswith":
-        return _regex(field, _escape(op) + "\\z")
-    if lk == "istartswith":
-        return _regex(field, "^" + _ascii_insensitive(op))
-    if lk == "iendswith":
-        return _regex(field, _ascii_insensitive(op) + "\\z")
-    if lk == "matches":
-        # DOTALL ("s") and "$" only at the very end: the evaluator's re.search.
-        return _regex(field, regex_replace_end_anchor(op, "\\z"), "s")
-    if lk == "size":
-        return {field: {"$size": op}}
-    if lk == "all":
-        return _has_all(field, op)
-    if lk == "any":
-        return _has_any(field, op)
-    raise AssertionError(f"no translation for lookup {lk!r}")  # pragma: no cover
-
-
-def _cond(c: Cond) -> Filter | bool:
-    if _reserved(c.path):
-        return matches(c, "", {})  # the value is missing in every document
-    lk = c.lookup
-    # The lookups that hold on missing fields are the negations of ones that don't.
-    if lk == "ne":
-        return _negate(_cond(Cond(c.path, "exact", c.operand)))
-    if lk == "nin":
-        return _negate(_cond(Cond(c.path, "in", c.operand)))
-    if lk == "exists" and c.operand is False:
-        return _negate(_cond(Cond(c.path, "exists", True)))
-    if lk == "isnull":
-        present = _all(
-            [_cond(Cond(c.path, "exists", True)), _negate(_cond(Cond(c.path, "exact", None)))]
-        )
-        return _negate(present) if c.operand else present
-    return _all([*_prefix_guards(c.path), _positive(c)])
-
-
-def _node(node: Node) -> Filter | bool:
-    if isinstance(node, Cond):
-        return _cond(node)
-    if isinstance(node, And):
-        return _all([_node(n) for n in gathered(node)])
-    if isinstance(node, Or):  # exacts on one path become one $in
-        return _any([_node(n) for n in gathered(node)])
-    if isinstance(node, Not):
-        inner, odd = node.child, True
-        while isinstance(inner, Not):  # NOT NOT x is x: filters are two-valued
-            inner, odd = inner.child, not odd
-        out = _node(inner)
-        return _negate(out) if odd else out
-    raise TypeError(f"not a query node: {node!r}")
-
-
-def to_filter(node: Node | None) -> Filter:
-    """The MongoDB filter document that matches exactly what *node* matches.
-
-    Operand values are always literal (``{"$eq": v}``, ``$in`` of values,
-    escaped regexes); a value that could only be query syntax (an object with a
-    ``$`` key) cannot equal any stored value and becomes a match-nothing filter.
-    """
-    if node is None:
-        return {}
-    out = _node(node)
-    if out is True:
-        return {}
-    if out is False:
-        return dict(NEVER)
-    return out
-
-
-# ------------------------------------------------------------------- sorting
-def _resolved(path: Path) -> Any:
-    """An aggregation expression for the value at *path*, walking objects only."""
-    if path == ("pk",):
-        return "$_id"
-    if _reserved(path):
-        return None
-    ref = "$" + ".".join(path)
-    if len(path) == 1:
-        return ref
-    objects = [
-        {"$eq": [{"$type": "$" + ".".join(path[:i])}, "object"]} for i in range(1, len(path))
-    ]
-    return {"$cond": [{"$and": objects}, ref, None]}
-
-
-def _rank(ref: str) -> Any:
-    """0 missing/null, 1 numbers, 2 strings, 3 everything else (bools, arrays, objects)."""
-    return {
-        "$switch": {
-            "branches": [
-                {"case": {"$isNumber": ref}, "then": 1},
-                {"case": {"$eq": [{"$type": ref}, "string"]}, "then": 2},
-                {"case": {"$in": [{"$type": ref}, ["missing", "null"]]}, "then": 0},
-            ],
-            "default": 3,
-        }
-    }
-
-
-def _orderable(ref: str) -> Any:
-    """The value itself for numbers and strings, null for the kinds that tie."""
-    return {
-        "$cond": [
-            {"$or": [{"$isNumber": ref}, {"$eq": [{"$type": ref}, "string"]}]},
-            ref,
-            None,
-        ]
-    }
-
-
-def _pipeline(spec: QuerySpec) -> list[Filter]:
-    """Filter, computed sort keys (doqu's mixed-kind order), window; rows under ``d``."""
-    keys: Filter = {"d": "$$ROOT"}
-    ranked: Filter = {}
-    sort: Filter = {}
-    for i, (path, descending) in enumerate(spec.order):
-        direction = -1 if descending else 1
-        if path == ("pk",):
-            sort["_id"] = direction
-            continue
-        keys[f"x{i}"] = _resolved(path)
-        ranked[f"r{i}"] = _rank(f"$x{i}")
-        ranked[f"v{i}"] = _orderable(f"$x{i}")
-        sort[f"r{i}"] = direction
-        sort[f"v{i}"] = direction
-    # A total order, so that pages of one query never overlap.
-    sort.setdefault("_id", 1)
-    stages: list[Filter] = [{"$match": to_filter(spec.node)}, {"$project": keys}]
-    if ranked:
-        stages.append({"$addFields": ranked})
-    stages.append({"$sort": sort})
-    if spec.offset:
-        stages.append({"$skip": spec.offset})
-    if spec.limit is not None:
-        stages.append({"$limit": spec.limit})
-    stages.append({"$project": {"d": 1}})
-    return stages
-
-
-def _native_order(spec: QuerySpec) -> list[tuple[str, int]] | None:
-    """A plain ``find().sort()`` when the order is by pk only (always a string)."""
-    if all(path == ("pk",) for path, _ in spec.order):
-        return [("_id", -1 if desc else 1) for _, desc in spec.order[:1]]
-    return None
-
-
-def _distinct_pipeline(node: Node | None, path: Path) -> list[Filter]:
-    guards: list[Filter | bool] = [*_prefix_guards(path)] if path != ("pk",) else []
-    match = _all([to_filter(node), *guards])
-    return [
-        {"$match": {} if match is True else match},
-        {"$project": {"_id": 0, "v": _resolved(path)}},
-        # One level, like the evaluator: elements of a list count one by one.
-        {"$unwind": "$v"},
-        {"$match": {"$expr": {"$ne": ["$v", None]}}},
-        # Grouping by type too keeps true apart from 1; 1 and 1.0 merge below.
-        {"$group": {"_id": {"t": {"$type": "$v"}, "v": "$v"}}},
-    ]
-
-
 def _dump(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
-
-
-# ------------------------------------------------------------------- updates
-#: What a guarded update inserts when its guard misses: MongoDB refuses to
-#: change the ``_id`` the filter names (error 66, ImmutableField), and the
-#: error's index tells which document of a bulk was not written.
-_MISSED: Final = {"$setOnInsert": {"_id": {"doqu": "guard missed"}}}
-_IMMUTABLE_FIELD: Final = 66
-Step = tuple[str, str, Any]
-
-
-def _identical(a: Any, b: Any) -> bool:
-    """Equal as stored: JSON equality, except that ``1`` and ``1.0`` (int, double) differ."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_identical(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(_identical(x, y) for x, y in zip(a, b))
-    return bool(a == b)
-
-
-def _keys_sorted(value: Any) -> bool:
-    """Whether every object in *value* has its keys in the stored (sorted) order."""
-    if isinstance(value, dict):
-        keys = list(value)
-        return keys == sorted(keys) and all(_keys_sorted(v) for v in value.values())
-    if isinstance(value, list):
-        return all(_keys_sorted(v) for v in value)
-    return True
-
-
-def _native_op(u: UpdateOp, old: Data) -> list[Step] | None:
-    """MongoDB operators that do to *old* exactly what the evaluator's *u* does.
-
-    ``[]`` when *u* leaves *old* as it is; ``None`` when no native operator
-    gives the evaluator's result, and the field's computed value is written.
-    """
-    parent: Any = old
-    for seg in u.path[:-1]:
-        parent = parent.get(seg) if isinstance(parent, dict) else None
-    field = ".".join(u.path)
-    if not isinstance(parent, dict):
-        # A missing or null object on the way: unset and pull change nothing; the
-        # evaluator creates the objects for the others, where MongoDB's $set fails.
-        return [] if u.op in ("unset", "pull") else None
-    current = parent.get(u.path[-1], MISSING)
-    if current is MISSING and len(u.path) > 1 and u.op not in ("unset", "pull"):
-        return None  # MongoDB would append the new key after the sorted ones
-    if u.op == "set":
-        return [("$set", field, _storable(u.operand, f"update of {field}"))]
-    if u.op == "unset":
-        return [] if current is MISSING else [("$unset", field, "")]
-    if u.op == "inc":
-        return [("$inc", field, u.operand)]
-    if u.op in ("push", "add_to_set"):
-        value = _storable(u.operand, f"update of {field}")
-        if current is None:
-            return [("$set", field, [value])]  # both fail on a null field
-        if u.op == "push":
-            return [("$push", field, value)]
-        if isinstance(current, list) and any(json_equal(e, u.operand) for e in current):
-            return []
-        # Nothing in the list equals the operand, so $addToSet appends it.
-        return [("$addToSet", field, value)]
-    if u.op == "pull":
-        if not isinstance(current, list) or not any(json_equal(e, u.operand) for e in current):
-            return []
-        if isinstance(u.operand, (dict, list)):
-            return None  # $pull of an object or array matches it as a query
-        # $pull of a scalar removes the elements equal to it: numbers by value,
-        # bools apart from numbers, never inside nested arrays.
-        return [("$pull", field, u.operand)]
-    return None  # pragma: no cover - parse_update knows no other operator
-
-
-def _native_update(old: Data, raw: Data, new: Data, ops: Sequence[UpdateOp]) -> Filter:
-    """The update document that turns the stored *old* into *new* (see :func:`to_update`).
-
-    *raw* is what the operators make of *old*, *new* the model's validation
-    of it: a field the validation changed, one no native operator can
-    produce exactly, or one holding objects with unsorted keys (written by
-    another tool) is written whole (``$set`` of its computed value).
-    """
-    changed = {k for k in (*old, *new) if not _identical(old.get(k, MISSING), new.get(k, MISSING))}
-    whole = {k for k in changed if not _identical(raw.get(k, MISSING), new.get(k, MISSING))}
-    # Objects another tool wrote with unsorted keys are rewritten sorted, so that
-    # equality lookups on them work from now on.
-    whole.update(k for k in old if not _keys_sorted(old[k]))
-    steps: list[Step] = []
-    for u in ops:
-        top = u.path[0]
-        if top not in changed or top in whole:
-            continue
-        native = _native_op(u, old)
-        if native is None:
-            whole.add(top)
-        else:
-            steps.extend(native)
-    out: dict[str, dict[str, Any]] = {}
-    covered: set[str] = set()
-    for op, field, value in steps:
-        top = field.split(".", 1)[0]
-        if top not in whole:
-            out.setdefault(op, {})[field] = value
-            covered.add(top)
-    for top in sorted(whole | (changed - covered)):
-        if top in new:
-            out.setdefault("$set", {})[top] = _storable(new[top], f"update of {top}")
-        else:
-            out.setdefault("$unset", {})[top] = ""
-    return out
-
-
-def to_update(
-    data: Mapping[str, Any], ops: Sequence[UpdateOp], finalize: Finalize | None = None
-) -> Filter:
-    """The native update document ``update()`` sends for a document holding *data*.
-
-    ``$set``, ``$unset``, ``$inc``, ``$push``, ``$addToSet`` and ``$pull`` where
-    they do exactly what doqu's operators do to this document; otherwise a
-    ``$set`` of the field's computed value. Raises like ``update()`` when the
-    result is invalid (:class:`doqu.QueryError`, :class:`doqu.InvalidDocument`).
-    """
-    old = dict(data)
-    raw = apply_update(old, ops)
-    new = finalize(raw) if finalize is not None else raw
-    return _native_update(old, raw, new, ops)
-
-
-def _guard(pk: str, old: Data) -> Filter:
-    """A filter matching the document only while it is exactly *old*, key order included."""
-    return {"_id": pk, "$expr": {"$eq": ["$$ROOT", {"$literal": {"_id": pk, **old}}]}}
 
 
 class _ClientOptions:
@@ -717,7 +98,6 @@ class _ClientOptions:
 _CLIENT_OPTIONS: Final = _ClientOptions()
 
 
-# ------------------------------------------------------------------- storage
 class MongoStorage(Storage):
     """MongoDB through pymongo; queries become native filters and pipelines.
 
@@ -727,9 +107,9 @@ class MongoStorage(Storage):
     """
 
     scheme = "mongodb"
-    native_update = True
     stores_text = True  # documents arrive as JSON text, parsed once into stored form
     stores_sorted = True  # or, for plain-typed models, straight as sorted data
+    max_document_bytes = MAX_DOCUMENT_BYTES
     accepted_options: ClassVar[Mapping[str, str]] = READ_ONLY
 
     @classmethod
@@ -1122,7 +502,7 @@ class MongoStorage(Storage):
             raw = apply_update(old, ops)
             new = finalize(raw)
             if not json_equal(old, new):
-                _to_mongo(pk, new)  # keys and size checked before anything is written
+                _to_mongo(pk, new)  # its size checked before anything is written
                 plans.append((pk, old, _native_update(old, raw, new, ops)))
         return plans
 
