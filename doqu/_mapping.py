@@ -516,6 +516,7 @@ class MappingView(MutableMapping[str, V]):
         autosync: bool = True,
     ) -> None:
         self._collection = collection
+        self._storage = collection.storage
         self._codec: _Codec = _make_codec(collection, codec, compress)
         if not isinstance(autosync, bool):
             raise ConfigError(f"autosync= takes True or False, not {autosync!r}")
@@ -599,7 +600,7 @@ class MappingView(MutableMapping[str, V]):
         fast = self._fast
         if fast is not None:
             data = fast.data
-            if data is not None and not self._collection.closed:
+            if data is not None and not self._storage.closed:
                 try:
                     item = data[key]
                 except (KeyError, TypeError):

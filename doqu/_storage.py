@@ -96,7 +96,8 @@ class Storage(ABC):
         #: Nothing is created or written: writes raise ``StorageError``, a store that
         #: does not exist is a ``ConfigError`` and a missing collection reads as empty.
         self.read_only = flag("read_only", given.get("read_only", False))
-        self._closed = False
+        #: Whether :meth:`close` was called (then every use raises ``StorageError``).
+        self.closed = False
         self._infos: dict[str, CollectionInfo] = {}
         self._prepared: dict[str, CollectionInfo] = {}
         self._prepare_lock = threading.Lock()
@@ -273,12 +274,12 @@ class Storage(ABC):
         return find_clash(self, coll, rows, index)
 
     def _check_open(self) -> None:
-        if self._closed:
+        if self.closed:
             raise StorageError(f"storage {self.url!r} is closed")
 
     def _coll(self, target: type[Document] | str) -> tuple[CollectionInfo, type[Document] | None]:
         ready = self._ready.get(target)
-        if ready is not None and not self._closed:
+        if ready is not None and not self.closed:
             return ready
         self._check_open()
         if isinstance(target, str):
@@ -561,16 +562,11 @@ class Storage(ABC):
 
     def close(self) -> None:
         """Flush and release everything; further use raises ``StorageError``."""
-        if not self._closed:
+        if not self.closed:
             try:
                 self._close()
             finally:
-                self._closed = True
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
-        return self._closed
+                self.closed = True
 
     def __enter__(self) -> Self:
         self._check_open()
@@ -580,7 +576,7 @@ class Storage(ABC):
         self.close()
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.url!r}{' closed' if self._closed else ''}>"
+        return f"<{type(self).__name__} {self.url!r}{' closed' if self.closed else ''}>"
 
 
 class Collection(Generic[T]):
@@ -597,13 +593,27 @@ class Collection(Generic[T]):
         model: the ``Document`` class results are loaded as, or ``None`` (plain dicts).
     """
 
-    __slots__ = ("fetch_one", "info", "load", "model", "select_stored", "storage")
+    __slots__ = (
+        "check_open",
+        "check_writable",
+        "fetch_one",
+        "info",
+        "load",
+        "model",
+        "select_stored",
+        "storage",
+    )
 
     def __init__(self, storage: Storage, info: CollectionInfo, model: type[Any] | None) -> None:
         self.storage = storage
         self.info = info
         self.model = model
         # The hot paths (get, iteration) as bound calls, without a method in between.
+        #: Raise ``StorageError`` if the storage was closed.
+        self.check_open: Callable[[], None] = storage._check_open
+        #: ``check_writable(what)``: raise ``StorageError`` naming *what* on a closed or
+        #: read-only storage.
+        self.check_writable: Callable[[str], None] = storage._check_writable
         #: The stored document under a pk (data or its JSON text), or ``None``.
         self.fetch_one: Callable[[str], Any] = partial(storage._fetch_one, info)
         #: Stream ``(pk, data or JSON text)`` of a :class:`QuerySpec`.
@@ -621,15 +631,7 @@ class Collection(Generic[T]):
     @property
     def closed(self) -> bool:
         """Whether the storage was closed."""
-        return self.storage._closed
-
-    def check_open(self) -> None:
-        """Raise ``StorageError`` if the storage was closed."""
-        self.storage._check_open()
-
-    def check_writable(self, what: str) -> None:
-        """Raise ``StorageError`` naming *what* on a closed or read-only storage."""
-        self.storage._check_writable(what)
+        return self.storage.closed
 
     def select(self, spec: QuerySpec) -> Iterator[Row]:
         """Stream ``(pk, data)`` of the matches, filtered, ordered and windowed by the database."""
