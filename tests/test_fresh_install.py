@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,6 +30,15 @@ pytestmark = pytest.mark.slow
 def _readme_commands() -> list[str]:
     text = (ROOT / "README.rst").read_text(encoding="utf-8")
     return [line.strip() for line in text.splitlines() if line.startswith("    python -m pip")]
+
+
+def _run(
+    cmd: list[str], *, timeout: int, check: bool = False, **where: Any
+) -> subprocess.CompletedProcess[str]:
+    """Run *cmd* (``cwd=``, ``env=``) and capture its text output."""
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, check=check, **where
+    )
 
 
 def _clean_env(venv: Path) -> dict[str, str]:
@@ -59,15 +69,7 @@ def test_readme_says_the_two_commands() -> None:
 def test_install_then_demo(fresh: tuple[Path, Path, dict[str, str]]) -> None:
     """``python -m pip install '.[cli]' && doqu demo``, exactly as the README says it."""
     project, venv, env = fresh
-    done = subprocess.run(
-        ["bash", "-c", DEMO_COMMAND],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    done = _run(["bash", "-c", DEMO_COMMAND], cwd=project, env=env, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     assert "Loaded 3000 people into sqlite:///doqu-demo.db" in out
@@ -81,15 +83,7 @@ def test_install_then_demo(fresh: tuple[Path, Path, dict[str, str]]) -> None:
     # Again, from another directory, with nothing of the checkout around: no server needed.
     elsewhere = project.parent / "elsewhere"
     elsewhere.mkdir()
-    again = subprocess.run(
-        [str(venv / "bin" / "doqu"), "demo"],
-        cwd=elsewhere,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    again = _run([str(venv / "bin" / "doqu"), "demo"], cwd=elsewhere, env=env, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert ">>> Person.objects(db).count()\n3000\n" in again.stdout
     assert (elsewhere / "doqu-demo.db").exists()
@@ -104,15 +98,7 @@ def test_test_extra_resolves(fresh: tuple[Path, Path, dict[str, str]]) -> None:
     """
     project, _venv, env = fresh
     install = TEST_COMMAND.split(" && ")[0].replace("install", "install --dry-run", 1)
-    done = subprocess.run(
-        ["bash", "-c", install],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    done = _run(["bash", "-c", install], cwd=project, env=env, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "Would install" in done.stdout
     for name in ("pytest", "hypothesis", "sybil", "secantusdb"):
@@ -156,23 +142,13 @@ def test_editable_install_is_a_path_mypy_follows(
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     env = _clean_env(venv)
     install = TEST_COMMAND.split(" && ")[0]
-    done = subprocess.run(
-        ["bash", "-c", install],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    done = _run(["bash", "-c", install], cwd=project, env=env, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
     python = str(venv / "bin" / "python")
-    site = subprocess.run(
+    site = _run(
         [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         env=env,
-        capture_output=True,
-        text=True,
         timeout=60,
         check=True,
     ).stdout.strip()
@@ -191,15 +167,7 @@ def test_editable_install_is_a_path_mypy_follows(
         "print(os.path.realpath(doqu.__file__))\n"
         f"print([m for m in {NOT_PACKAGES!r} if importlib.util.find_spec(m) is not None])\n"
     )
-    seen = subprocess.run(
-        [python, "-c", probe],
-        cwd=elsewhere,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    seen = _run([python, "-c", probe], cwd=elsewhere, env=env, timeout=60)
     assert seen.returncode == 0, seen.stderr
     where, leaked = seen.stdout.splitlines()
     assert Path(where) == (project / "doqu" / "__init__.py").resolve()  # edits show at once
@@ -207,13 +175,5 @@ def test_editable_install_is_a_path_mypy_follows(
 
     (elsewhere / "app.py").write_text(EDITABLE_APP, encoding="utf-8")
     (elsewhere / "mypy.ini").write_text("[mypy]\nstrict = True\nplugins = pydantic.mypy\n")
-    checked = subprocess.run(
-        [python, "-m", "mypy", "app.py"],
-        cwd=elsewhere,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    checked = _run([python, "-m", "mypy", "app.py"], cwd=elsewhere, env=env, timeout=600)
     assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-2000:]
