@@ -20,10 +20,11 @@ from ._errors import (
     QueryError,
     StorageError,
 )
+from ._expr import Field, Sort, field
 from ._query import Query
 from ._registry import connect, register_backend
 from ._storage import Storage
-from ._tree import Q
+from ._tree import Q, UpdateOp
 
 __all__ = [
     "ConfigError",
@@ -31,14 +32,18 @@ __all__ = [
     "Document",
     "DoquError",
     "DuplicateKey",
+    "Field",
     "InvalidDocument",
     "NotFound",
     "Q",
     "Query",
     "QueryError",
+    "Sort",
     "Storage",
     "StorageError",
+    "UpdateOp",
     "connect",
+    "field",
     "register_backend",
 ]
 

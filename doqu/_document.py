@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic._internal._model_construction import ModelMetaclass
 
 from ._errors import QueryError
+from ._expr import Field as FieldExpr
+from ._expr import model_field
+from ._schema import near_names
 from ._tree import Path, parse_collection_name, parse_path
 
 if TYPE_CHECKING:
@@ -17,7 +22,7 @@ if TYPE_CHECKING:
     from ._query import Query
     from ._storage import Storage
 
-__all__ = ["CollectionInfo", "Document"]
+__all__ = ["CollectionInfo", "Document", "DocumentMeta"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +52,51 @@ def _index_paths(spec: Any, where: str) -> tuple[Path, ...]:
     return tuple(parse_path(f, what=f"{where} field") for f in fields)
 
 
-class Document(BaseModel):
+_BUILDING: ContextVar[bool] = ContextVar("doqu_building_a_model", default=False)
+
+
+class DocumentMeta(ModelMetaclass):
+    """The metaclass of :class:`Document`: ``Person.age`` is a field expression.
+
+    Only for declared fields, and only once the class is complete (pydantic
+    reads class attributes while it builds a class, to find defaults).
+    Instances keep their plain values: pydantic stores those per instance.
+    """
+
+    if not TYPE_CHECKING:  # for a type checker, ``Person.nosuch`` stays an error
+
+        def __new__(mcs, *args: Any, **kwargs: Any) -> Any:
+            # While pydantic builds a class it probes its bases with hasattr() (to
+            # find defaults, to warn of shadowing): fields are no attributes then.
+            token = _BUILDING.set(True)
+            try:
+                return super().__new__(mcs, *args, **kwargs)
+            finally:
+                _BUILDING.reset(token)
+
+        def __getattr__(cls, name: str) -> Any:
+            if name.startswith("_") or _BUILDING.get():
+                return super().__getattr__(name)
+            exprs: dict[str, FieldExpr[Any]] | None = cls.__dict__.get("__doqu_fields__")
+            if exprs is None:
+                return super().__getattr__(name)
+            expr = exprs.get(name)
+            if expr is not None:
+                return expr
+            if name in cls.__pydantic_fields__:
+                expr = model_field(cls, (name,))
+                if cls.__pydantic_complete__:
+                    exprs[name] = expr
+                return expr
+            near = near_names(name, cls.__pydantic_fields__)
+            hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
+            raise AttributeError(
+                f"type object {cls.__name__!r} has no attribute {name!r}"
+                f" (and {cls.__name__} declares no field {name!r}){hint}"
+            )
+
+
+class Document(BaseModel, metaclass=DocumentMeta):
     """Base class of stored models.
 
     Subclass it like any pydantic model; an inner ``class Meta`` may set
@@ -66,6 +115,7 @@ class Document(BaseModel):
     pk: str | None = Field(default=None, exclude=True)
 
     __doqu_collection__: ClassVar[CollectionInfo]
+    __doqu_fields__: ClassVar[dict[str, FieldExpr[Any]]]
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -77,6 +127,7 @@ class Document(BaseModel):
         indexes = tuple(_index_paths(i, where) for i in getattr(meta, "indexes", ()) or ())
         unique = tuple(_index_paths(u, where) for u in getattr(meta, "unique", ()) or ())
         cls.__doqu_collection__ = CollectionInfo(name, indexes, unique)
+        cls.__doqu_fields__ = {}
 
     @classmethod
     def objects(cls, db: Storage) -> Query[Self]:

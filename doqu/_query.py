@@ -11,7 +11,21 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from ._encoding import paused_gc
 from ._errors import CorruptDocument, QueryError
-from ._tree import And, Node, Not, Path, Q, QuerySpec, joined, make_cond, parse_path, parse_update
+from ._expr import Field, Sort
+from ._schema import check_node, check_path, check_updates
+from ._tree import (
+    And,
+    Node,
+    Not,
+    Path,
+    Q,
+    QuerySpec,
+    UpdateOp,
+    joined,
+    make_cond,
+    parse_path,
+    parse_update,
+)
 
 if TYPE_CHECKING:
     from ._storage import Collection
@@ -113,10 +127,25 @@ def _conditions(args: tuple[Q, ...], kwargs: dict[str, Any]) -> list[Node]:
     nodes: list[Node] = []
     for arg in args:
         if not isinstance(arg, Q):
-            raise QueryError(f"where() takes Q objects and keyword conditions, not {arg!r}")
+            raise QueryError(
+                "where() takes conditions (Person.age > 3, Q objects) and keyword lookups,"
+                f" not {arg!r}"
+            )
         nodes.append(arg.node)
     nodes.extend(make_cond(k, v) for k, v in kwargs.items())
     return nodes
+
+
+def _sort_key(key: str | Field[Any] | Sort) -> tuple[Path, bool]:
+    if isinstance(key, Sort):
+        return key.path, key.descending
+    if isinstance(key, Field):
+        return key._path, False
+    if not isinstance(key, str) or not key:
+        raise QueryError(f"order_by() takes field names or fields (Person.age.desc()), not {key!r}")
+    descending = key[0] == "-"
+    name = key[1:] if key[0] in "+-" else key
+    return parse_path(name, what="order_by key"), descending
 
 
 class Query(Generic[T]):
@@ -158,29 +187,42 @@ class Query(Generic[T]):
         return self._spec.node
 
     # ------------------------------------------------------------------ building
+    def _checked(self, node: Node) -> Node:
+        model = self._collection.model
+        if model is not None:
+            check_node(model, node)
+        return node
+
     def where(self, *args: Q, **conditions: Any) -> Query[T]:
-        """Narrow to documents matching every condition (``Q`` objects and keywords)."""
+        """Narrow to documents matching every condition.
+
+        Conditions are field expressions (``Person.age >= 30``), ``Q`` objects
+        and keyword lookups (``age__gte=30``), mixed freely. On a query bound to
+        a model, a condition its declared types make impossible raises
+        :class:`~doqu.QueryError` here, naming the field and the nearest names.
+        """
         nodes = _conditions(args, conditions)
         if not nodes:
             return self
-        return self._add(joined(And, nodes))
+        return self._add(self._checked(joined(And, nodes)))
 
     def where_not(self, *args: Q, **conditions: Any) -> Query[T]:
         """Leave out documents matching all the conditions: ``NOT (c1 AND c2 …)``."""
         nodes = _conditions(args, conditions)
         if not nodes:
             return self
-        return self._add(Not(joined(And, nodes)))
+        return self._add(Not(self._checked(joined(And, nodes))))
 
-    def order_by(self, *keys: str) -> Query[T]:
-        """Sort by fields, ``"-field"`` descending; no keys clears the order."""
-        order: list[tuple[Path, bool]] = []
-        for key in keys:
-            if not isinstance(key, str) or not key:
-                raise QueryError(f"order_by() takes field names, not {key!r}")
-            descending = key[0] == "-"
-            name = key[1:] if key[0] in "+-" else key
-            order.append((parse_path(name, what="order_by key"), descending))
+    def order_by(self, *keys: str | Field[Any] | Sort) -> Query[T]:
+        """Sort by fields: ``"-age"``, ``"name"``, ``Person.age.desc()``, ``Person.name``.
+
+        No keys clears the order.
+        """
+        order = [_sort_key(key) for key in keys]
+        model = self._collection.model
+        if model is not None:
+            for path, _ in order:
+                check_path(model, path, what=f"order_by key {'__'.join(path)}")
         if self._sliced:
             raise QueryError("cannot reorder a query once a slice has been taken")
         return self._with(order=tuple(order))
@@ -286,10 +328,13 @@ class Query(Generic[T]):
     def __bool__(self) -> bool:
         return self.exists()
 
-    def values(self, field: str) -> list[Any]:
+    def values(self, field: str | Field[Any]) -> list[Any]:
         """Distinct values of *field* among matches; list elements one by one; no nulls."""
         self._refuse_slice("values()")
-        path = parse_path(field)
+        path = field._path if isinstance(field, Field) else parse_path(field)
+        model = self._collection.model
+        if model is not None:
+            check_path(model, path, what=f"values() field {'__'.join(path)}")
         self._collection.check_open()
         return self._collection.distinct(self._spec.node, path)
 
@@ -299,18 +344,22 @@ class Query(Generic[T]):
         self._collection.check_writable("delete")
         return self._collection.delete_where(self._spec.node)
 
-    def update(self, **changes: Any) -> int:
+    def update(self, *ops: UpdateOp, **changes: Any) -> int:
         """Apply update operators to every match; return how many documents changed.
 
         ``field=v`` or ``field__set=v``, ``field__unset=True``, ``field__inc=n``,
-        ``field__push=v``, ``field__pull=v``, ``field__add_to_set=v``. Each
-        document is updated atomically; the result is validated against the bound
-        model first, and if any result is invalid nothing is written.
+        ``field__push=v``, ``field__pull=v``, ``field__add_to_set=v``, or the
+        same as field updates: ``Person.age.inc(1)``, ``Person.tags.push("y")``.
+        Each document is updated atomically; the result is validated against the
+        bound model first, and if any result is invalid nothing is written.
         """
         self._refuse_slice("update()")
-        ops = parse_update(changes)
+        parsed = parse_update(changes, ops)
+        model = self._collection.model
+        if model is not None:
+            check_updates(model, parsed)
         self._collection.check_writable("update")
-        return self._collection.update_where(self._spec.node, ops)
+        return self._collection.update_where(self._spec.node, parsed)
 
     def explain(self) -> str:
         """What the backend runs for this query (SQL text, a MongoDB filter, …)."""

@@ -31,6 +31,7 @@ from ._json import check_json, json_equal
 from ._mapping import MappingView
 from ._options import check_options, flag
 from ._query import Query
+from ._schema import check_node
 from ._tree import (
     And,
     Cond,
@@ -425,6 +426,8 @@ class Storage(ABC):
             if c.lookup != "exact":
                 raise QueryError(f"get_or_create() takes exact conditions, not __{c.lookup}")
         node: Node = conds[0] if len(conds) == 1 else And(tuple(conds))
+        if model is not None:
+            check_node(model, node)
         values: Data = {}
         for c in conds:
             parent = values

@@ -30,11 +30,14 @@ __all__ = [
     "QuerySpec",
     "UpdateOp",
     "gathered",
+    "cond",
     "joined",
+    "make_cond",
     "parse_collection_name",
     "parse_path",
     "parse_update",
     "regex_replace_end_anchor",
+    "update_op",
 ]
 
 Path = tuple[str, ...]
@@ -490,6 +493,11 @@ def make_cond(key: str, raw: Any) -> Cond:
         path, lookup = segments[:-1], segments[-1]
     else:
         path, lookup = segments, "exact"
+    return cond(path, lookup, raw)
+
+
+def cond(path: Path, lookup: str, raw: Any) -> Cond:
+    """A checked condition on *path* (already parsed) by *lookup*."""
     return Cond(path, lookup, _check_operand(path, lookup, raw))
 
 
@@ -530,6 +538,13 @@ class Q:
     def __invert__(self) -> Q:
         return Q._of(Not(self.node))
 
+    def __bool__(self) -> bool:
+        # ``a and b``, ``18 <= Person.age < 65`` would silently keep one condition.
+        raise TypeError(
+            "a condition has no truth value: combine conditions with & | ~, not and/or/not,"
+            " and write a range as Person.age.between(low, high)"
+        )
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Q) and self.node == other.node
 
@@ -549,30 +564,45 @@ class UpdateOp:
     operand: Any
 
 
-def parse_update(changes: Mapping[str, Any]) -> tuple[UpdateOp, ...]:
-    """Parse ``Query.update`` keywords (``age__inc=1``, ``name="x"``) into checked operators."""
-    if not changes:
-        raise QueryError("update() needs at least one change")
-    ops: list[UpdateOp] = []
+def update_op(path: Path, op: str, raw: Any) -> UpdateOp:
+    """One checked update operator on *path* (already parsed)."""
+    if path == ("pk",):
+        raise QueryError("update() cannot change the primary key")
+    shown = "__".join(path)
+    # An operand that is written as it is must be storable (the one rule), checked
+    # before anything runs: a QueryError, as for any bad update.
+    value = to_json(raw, where=f"operand of {shown}__{op}", stored=op in _STORING)
+    if op == "inc" and not _is_number(value):
+        raise QueryError(f"{shown}__inc takes a number, not {raw!r}")
+    if op == "unset" and raw is not True:
+        raise QueryError(f"{shown}__unset takes True, not {raw!r}")
+    return UpdateOp(op, path, value)
+
+
+def parse_update(changes: Mapping[str, Any], ops: Iterable[UpdateOp] = ()) -> tuple[UpdateOp, ...]:
+    """Parse ``Query.update`` keywords (``age__inc=1``, ``name="x"``) into checked operators.
+
+    *ops* are operators already built (``Person.age.inc(1)``); the keywords are
+    added after them, and no two may change the same field or one inside another.
+    """
+    out: list[UpdateOp] = []
+    for given in ops:
+        if not isinstance(given, UpdateOp):
+            raise QueryError(
+                f"update() takes field updates (Person.age.inc(1)) and keywords, not {given!r}"
+            )
+        out.append(given)
     for key, raw in changes.items():
         segments = parse_path(key)
         if len(segments) > 1 and segments[-1] in UPDATE_OPERATORS:
             path, op = segments[:-1], segments[-1]
         else:
             path, op = segments, "set"
-        if path == ("pk",):
-            raise QueryError("update() cannot change the primary key")
-        shown = "__".join(path)
-        # An operand that is written as it is must be storable (the one rule), checked
-        # before anything runs: a QueryError, as for any bad update.
-        value = to_json(raw, where=f"operand of {shown}__{op}", stored=op in _STORING)
-        if op == "inc" and not _is_number(value):
-            raise QueryError(f"{shown}__inc takes a number, not {raw!r}")
-        if op == "unset" and raw is not True:
-            raise QueryError(f"{shown}__unset takes True, not {raw!r}")
-        ops.append(UpdateOp(op, path, value))
-    for a in ops:
-        for b in ops:
+        out.append(update_op(path, op, raw))
+    if not out:
+        raise QueryError("update() needs at least one change")
+    for a in out:
+        for b in out:
             if a is not b and b.path[: len(a.path)] == a.path:
                 outer, inner = "__".join(a.path), "__".join(b.path)
                 if a.path == b.path:
@@ -584,7 +614,7 @@ def parse_update(changes: Mapping[str, Any]) -> tuple[UpdateOp, ...]:
                     f"update() changes {outer!r} and {inner!r}, which is inside it;"
                     " make two update() calls, one per field"
                 )
-    return tuple(ops)
+    return tuple(out)
 
 
 @dataclass(frozen=True)

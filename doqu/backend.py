@@ -59,6 +59,7 @@ from ._json import (
 )
 from ._options import READ_ONLY, flag, query_options, shown_url, strip_query, unknown_option
 from ._registry import missing_driver
+from ._schema import check_node, check_path, check_updates
 from ._storage import Collection, Finalize, Form, Row, Storage
 from ._tree import (
     MAX_QUERY_DEPTH,
@@ -73,6 +74,7 @@ from ._tree import (
     gathered,
     parse_collection_name,
     parse_path,
+    parse_update,
     regex_replace_end_anchor,
 )
 from ._unique import PK_INDEX, duplicate_key
@@ -112,7 +114,10 @@ __all__ = [
     "ascii_fold",
     "canonical",
     "check_json",
+    "check_node",
+    "check_path",
     "check_pk",
+    "check_updates",
     "compile_regex",
     "decode_document",
     "distinct",
@@ -128,6 +133,7 @@ __all__ = [
     "missing_driver",
     "parse_collection_name",
     "parse_path",
+    "parse_update",
     "query_options",
     "regex_replace_end_anchor",
     "resolve",

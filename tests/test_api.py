@@ -24,6 +24,10 @@ EXPECTED_PUBLIC = {
     "Storage",
     "Q",
     "Document",
+    "Field",
+    "Sort",
+    "UpdateOp",
+    "field",
     "connect",
     "register_backend",
 }

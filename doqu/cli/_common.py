@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -23,12 +25,14 @@ from rich.progress import (
 )
 
 import doqu
-from doqu import DoquError, Query, Storage, StorageError
+from doqu import Document, DoquError, Query, Storage, StorageError
+from doqu.backend import check_node
 
 __all__ = [
     "BATCH",
     "CLIError",
     "apply_conditions",
+    "load_model",
     "dump_json",
     "echo_error",
     "error_line",
@@ -92,14 +96,50 @@ def parse_pairs(items: Iterable[str], option: str) -> list[tuple[str, Any]]:
 
 
 def apply_conditions(
-    query: Query[Any], where: Sequence[str] = (), where_not: Sequence[str] = ()
+    query: Query[Any],
+    where: Sequence[str] = (),
+    where_not: Sequence[str] = (),
+    model: type[Document] | None = None,
 ) -> Query[Any]:
-    """Narrow *query* by ``--where`` (each ANDed) and ``--where-not`` (each a NOT) options."""
+    """Narrow *query* by ``--where`` (each ANDed) and ``--where-not`` (each a NOT) options.
+
+    With a *model* (``--model``), the conditions are checked against its declared
+    types, as on a model-bound query of the Python API.
+    """
     for key, value in parse_pairs(where, "--where"):
         query = query.where(**{key: value})
     for key, value in parse_pairs(where_not, "--where-not"):
         query = query.where_not(**{key: value})
+    if model is not None and query.node is not None:
+        check_node(model, query.node)
     return query
+
+
+def load_model(spec: str | None) -> type[Document] | None:
+    """The ``Document`` class named by ``--model module:Class`` (``None`` without one).
+
+    The current directory is searched first, as ``python -m`` does, so a
+    project's own models are found from its root.
+    """
+    if spec is None:
+        return None
+    module_name, _, name = spec.partition(":")
+    if not module_name or not name:
+        raise click.BadParameter(f"{spec!r} is not module:Class", param_hint="--model")
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise click.BadParameter(
+            f"cannot import {module_name!r}: {exc}", param_hint="--model"
+        ) from None
+    target: Any = module
+    for part in name.split("."):
+        target = getattr(target, part, None)
+    if not (isinstance(target, type) and issubclass(target, Document)):
+        raise click.BadParameter(f"{spec!r} is not a doqu.Document class", param_hint="--model")
+    return target
 
 
 @contextmanager

@@ -9,12 +9,22 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ..backend import MISSING, Path, parse_path, resolve, sort_key
+from ..backend import (
+    MISSING,
+    Path,
+    check_path,
+    check_updates,
+    parse_path,
+    parse_update,
+    resolve,
+    sort_key,
+)
 from ._app import cli
 from ._common import (
     apply_conditions,
     dump_json,
     is_terminal_stdout,
+    load_model,
     open_storage,
     out_stream,
     parse_pairs,
@@ -44,6 +54,14 @@ where_not_opt = click.option(
     metavar="KEY=VALUE",
     help="Leave out documents matching, e.g. tags__contains=vip (repeatable).",
 )
+model_opt = click.option(
+    "--model",
+    "-m",
+    "model_spec",
+    metavar="MODULE:CLASS",
+    help="Check conditions, fields and changes against this Document class's declared"
+    " types (a typo is an error with a 'did you mean'), e.g. app.models:Person.",
+)
 
 
 @cli.command(short_help="List the collections that hold documents.")
@@ -64,10 +82,18 @@ def collections(url: str, counts: bool) -> None:
 @coll_arg
 @where_opt
 @where_not_opt
-def count(url: str, collection: str, where: tuple[str, ...], where_not: tuple[str, ...]) -> None:
+@model_opt
+def count(
+    url: str,
+    collection: str,
+    where: tuple[str, ...],
+    where_not: tuple[str, ...],
+    model_spec: str | None,
+) -> None:
     """Print how many documents of COLLECTION match."""
+    model = load_model(model_spec)
     with open_storage(url, read_only=True) as db:
-        click.echo(apply_conditions(db.query(collection), where, where_not).count())
+        click.echo(apply_conditions(db.query(collection), where, where_not, model).count())
 
 
 def _project(doc: dict[str, Any], paths: dict[str, Path]) -> dict[str, Any]:
@@ -111,6 +137,7 @@ def _cell(value: Any) -> str:
     type=click.Choice(["table", "jsonl", "json"]),
     help="Output format (default: table on a terminal, JSON lines when piped).",
 )
+@model_opt
 def find(
     url: str,
     collection: str,
@@ -121,6 +148,7 @@ def find(
     limit: int | None,
     offset: int,
     fmt: str | None,
+    model_spec: str | None,
 ) -> None:
     """Print the documents of COLLECTION that match, each with its "pk".
 
@@ -130,10 +158,18 @@ def find(
     fmt = fmt or ("table" if is_terminal_stdout() else "jsonl")
     chosen = [f.strip() for item in fields for f in item.split(",") if f.strip()]
     paths = {name: parse_path(name) for name in chosen if name != "pk"}
+    model = load_model(model_spec)
+    if model is not None:
+        for name, path in paths.items():
+            check_path(model, path, what=f"--fields {name}")
     with open_storage(url, read_only=True) as db:
-        query = apply_conditions(db.query(collection), where, where_not)
+        query = apply_conditions(db.query(collection), where, where_not, model)
         if order:
             query = query.order_by(*order)
+            if model is not None:
+                for key in order:
+                    name = key.lstrip("+-")
+                    check_path(model, parse_path(name), what=f"--order {name}")
         if fmt == "table" and limit is None:
             limit = TABLE_ROWS
         window = query[offset : None if limit is None else offset + limit]
@@ -172,16 +208,25 @@ def find(
 @click.argument("field")
 @where_opt
 @where_not_opt
+@model_opt
 def values(
-    url: str, collection: str, field: str, where: tuple[str, ...], where_not: tuple[str, ...]
+    url: str,
+    collection: str,
+    field: str,
+    where: tuple[str, ...],
+    where_not: tuple[str, ...],
+    model_spec: str | None,
 ) -> None:
     """Print the distinct values of FIELD among matches, one JSON value a line.
 
     Elements of list fields count one by one; missing fields and nulls are left
     out. Numbers come first, then strings, then the rest.
     """
+    model = load_model(model_spec)
+    if model is not None:
+        check_path(model, parse_path(field), what=f"values field {field}")
     with open_storage(url, read_only=True) as db:
-        found = apply_conditions(db.query(collection), where, where_not).values(field)
+        found = apply_conditions(db.query(collection), where, where_not, model).values(field)
     for value in sorted(found, key=lambda v: (sort_key(v), json.dumps(v, sort_keys=True))):
         click.echo(dump_json(value))
 
@@ -193,6 +238,7 @@ def values(
 @where_not_opt
 @click.option("--all", "everything", is_flag=True, help="Delete every document (no --where).")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@model_opt
 def delete(
     url: str,
     collection: str,
@@ -200,14 +246,16 @@ def delete(
     where_not: tuple[str, ...],
     everything: bool,
     yes: bool,
+    model_spec: str | None,
 ) -> None:
     """Delete the documents of COLLECTION that match; print how many.
 
     Asks first unless --yes. Refuses to run with no condition unless --all.
     """
     _check_target(where, where_not, everything, "delete")
+    model = load_model(model_spec)
     with open_storage(url) as db:
-        query = apply_conditions(db.query(collection), where, where_not)
+        query = apply_conditions(db.query(collection), where, where_not, model)
         if not yes:
             matched = query.count()
             if matched == 0:
@@ -279,6 +327,7 @@ def _changes(
 @click.option(
     "--add-to-set", "adds", multiple=True, metavar="KEY=VALUE", help="Append unless present."
 )
+@model_opt
 def update(
     url: str,
     collection: str,
@@ -291,6 +340,7 @@ def update(
     pushes: tuple[str, ...],
     pulls: tuple[str, ...],
     adds: tuple[str, ...],
+    model_spec: str | None,
 ) -> None:
     """Change the documents of COLLECTION that match; print how many changed.
 
@@ -299,6 +349,9 @@ def update(
     """
     _check_target(where, where_not, everything, "update")
     changes = _changes(sets, incs, unsets, pushes, pulls, adds)
+    model = load_model(model_spec)
+    if model is not None:
+        check_updates(model, parse_update(changes))
     with open_storage(url) as db:
-        query = apply_conditions(db.query(collection), where, where_not)
+        query = apply_conditions(db.query(collection), where, where_not, model)
         click.echo(f"{query.update(**changes)} updated")

@@ -7,15 +7,25 @@ twins, lists, nested objects) and fields go missing at random.
 
 from __future__ import annotations
 
+import functools
+import operator
+from collections.abc import Callable
 from typing import Any
 
 from hypothesis import strategies as st
 
+from .._document import Document
 from .._errors import QueryError
-from .._tree import And, Cond, Node, Not, Or, Path, UpdateOp, make_cond, parse_update
+from .._expr import Field, field
+from .._tree import And, Cond, Node, Not, Or, Path, Q, UpdateOp, make_cond, parse_update
 
 __all__ = [
     "FIELDS",
+    "Fields",
+    "as_expression",
+    "as_keyword",
+    "build",
+    "condition_specs",
     "documents",
     "orders",
     "paths",
@@ -96,6 +106,76 @@ def conditions(draw: st.DrawFn) -> Cond:
     path = draw(paths())
     lookup = draw(st.sampled_from(LOOKUP_NAMES))
     return make_cond(f"{path}__{lookup}", draw(_operand(lookup)))
+
+
+class Fields(Document):
+    """The strategies' fields, declared ``Any``: field expressions for every drawn path.
+
+    ``Any`` allows every kind, so the model-bound checks refuse nothing drawn.
+    """
+
+    a: Any = None
+    b: Any = None
+    s: Any = None
+    n: Any = None
+    tags: Any = None
+    o: Any = None
+
+    class Meta:
+        collection = "diff"
+
+
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+    "exact": operator.eq, "ne": operator.ne, "gt": operator.gt, "gte": operator.ge,
+    "lt": operator.lt, "lte": operator.le,
+}  # fmt: skip
+
+
+def as_expression(path: str, lookup: str, operand: Any) -> Q:
+    """The condition written as a field expression: ``Fields.o.x > 1``, ``Fields.a.in_([..])``."""
+    head, *rest = path.split(".")
+    f: Field[Any] = getattr(Fields, head) if head in Fields.model_fields else field(Fields, head)
+    for seg in rest:
+        f = getattr(f, seg)
+    if lookup in _COMPARE:
+        return _COMPARE[lookup](f, operand)  # type: ignore[no-any-return]
+    if lookup == "between":
+        return f.between(*operand)
+    return getattr(f, "in_" if lookup == "in" else lookup)(operand)  # type: ignore[no-any-return]
+
+
+def as_keyword(path: str, lookup: str, operand: Any) -> Q:
+    """The condition written as a keyword lookup: ``Q(o__x__gt=1)``."""
+    return Q(**{f"{path}__{lookup}": operand})
+
+
+#: A drawn condition ``(path, lookup, operand)``, or ``("and"|"or", [specs])``, ``("not", spec)``.
+Spec = tuple[Any, ...]
+
+
+def condition_specs(max_leaves: int = 6) -> st.SearchStrategy[Spec]:
+    """Random And/Or/Not trees of conditions not built yet: :func:`build` makes them."""
+    leaves = st.tuples(paths(), st.sampled_from(LOOKUP_NAMES)).flatmap(
+        lambda pl: st.tuples(st.just(pl[0]), st.just(pl[1]), _operand(pl[1]))
+    )
+    return st.recursive(
+        leaves,
+        lambda children: st.one_of(
+            st.tuples(st.sampled_from(["and", "or"]), st.lists(children, min_size=1, max_size=3)),
+            st.tuples(st.just("not"), children),
+        ),
+        max_leaves=max_leaves,
+    )
+
+
+def build(spec: Spec, leaf: Callable[[str, str, Any], Q]) -> Q:
+    """The ``Q`` of a drawn spec, each condition written by *leaf* (either style)."""
+    if spec[0] == "not":
+        return ~build(spec[1], leaf)
+    if spec[0] in ("and", "or"):
+        parts = [build(s, leaf) for s in spec[1]]
+        return functools.reduce(operator.and_ if spec[0] == "and" else operator.or_, parts)
+    return leaf(*spec)
 
 
 def query_trees(max_leaves: int = 6) -> st.SearchStrategy[Node]:

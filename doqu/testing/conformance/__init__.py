@@ -24,6 +24,9 @@ live in modules by subject:
 - :mod:`~doqu.testing.conformance.queries`: ``Q`` composition, ordering,
   slicing, ``count``/``exists``/``first``, ``values`` and ``Query.delete``;
 - :mod:`~doqu.testing.conformance.updates`: ``Query.update`` and its operators;
+- :mod:`~doqu.testing.conformance.expressions`: field expressions
+  (``Person.age >= 30``) for every lookup, sort keys, ``values()`` and
+  updates, and queries checked against the model;
 - :mod:`~doqu.testing.conformance.errors`: bad operands, hostile field names
   and values, overflowing updates.
 
@@ -79,6 +82,11 @@ from .errors import (
     test_hostile_values_literal,
     test_invalid_operands,
     test_update_overflow,
+)
+from .expressions import (
+    test_expressions_every_lookup,
+    test_expressions_mixed_order_values_update,
+    test_model_checked_queries,
 )
 from .lookups import (
     test_all_any,
@@ -147,7 +155,10 @@ __all__ = [
     "test_empty_document",
     "test_exact",
     "test_exists_isnull",
+    "test_expressions_every_lookup",
+    "test_expressions_mixed_order_values_update",
     "test_extra_fields",
+    "test_model_checked_queries",
     "test_generated_pks",
     "test_get_many",
     "test_get_or_create",
