@@ -162,7 +162,9 @@ def test_mysql_queries_use_declared_indexes(sql: SQLStorage) -> None:
         (Q(name__startswith="n04"), 10),
     ]
     for q, n in cases:
-        query = Person.objects(sql).where(q)
+        # By collection name: the stored ages are of both kinds ("5" among them), which
+        # Person's declared int never holds (a model-bound query refuses the operand).
+        query = sql.query("people").where(q)
         stmt, params = sql._select_sql(info, query._spec)
         plan = _mysql_plan(sql, stmt, params)
         assert len(plan) == 1, plan
