@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,7 +14,7 @@ from pydantic._internal._model_construction import ModelMetaclass
 from ._errors import QueryError
 from ._expr import Field as FieldExpr
 from ._expr import model_field
-from ._schema import near_names
+from ._schema import Fixed, near_names
 from ._tree import Path, parse_collection_name, parse_path
 
 if TYPE_CHECKING:
@@ -27,11 +28,18 @@ __all__ = ["CollectionInfo", "Document", "DocumentMeta"]
 
 @dataclass(frozen=True)
 class CollectionInfo:
-    """What a backend needs to know about a collection: its name and declared indexes."""
+    """What a backend needs to know about a collection: its name and declared indexes.
+
+    ``kinds`` (not part of equality) is set on the collection a model-bound
+    query reads: the paths whose declared type fixes their kind
+    (:func:`doqu._schema.fixed_kinds`), where a backend may compare the bare
+    value instead of testing its kind first. Empty for queries by name.
+    """
 
     name: str
     indexes: tuple[tuple[Path, ...], ...] = ()
     unique: tuple[tuple[Path, ...], ...] = ()
+    kinds: Mapping[Path, Fixed] = field(default_factory=dict, compare=False, repr=False)
 
     def merged(self, other: CollectionInfo) -> CollectionInfo:
         """Both sets of indexes (several models may share a collection)."""

@@ -19,10 +19,10 @@ import functools
 import pathlib
 import types
 import uuid
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Final, Literal, Union, cast, get_args, get_origin
 
 from pydantic import BaseModel, PlainSerializer, PlainValidator, WrapSerializer, WrapValidator
 from pydantic.fields import FieldInfo
@@ -32,6 +32,7 @@ from ._tree import LOOKUPS, UPDATE_OPERATORS, And, Cond, Node, Not, Or, Path, Up
 
 __all__ = [
     "ANYTHING",
+    "Fixed",
     "Shape",
     "check_node",
     "check_path",
@@ -370,3 +371,64 @@ def check_updates(model: type[BaseModel], ops: Iterable[UpdateOp]) -> None:
             raise _refuse(what, field, shape, "not a number: inc adds to numbers")
         if op.op in ("push", "pull", "add_to_set") and ARRAY not in shape.kinds:
             raise _refuse(what, field, shape, f"not a list: {op.op} changes lists")
+
+
+#: Kinds a backend may compare without a kind test when a declared type fixes them.
+FIXED_KINDS: Final = frozenset({NUMBER, STRING})
+
+
+@dataclass(frozen=True)
+class Fixed:
+    """What a model's declared type fixes at one path (see :func:`fixed_kinds`).
+
+    ``kind``: ``"number"`` or ``"string"``, the only kind a stored value there
+    has besides null; ``nullable``: the type allows ``None`` (stored as null);
+    ``present``: every stored document has the path (it is no sub-field of an
+    ``Optional`` model), so it is never missing.
+    """
+
+    kind: str
+    nullable: bool
+    present: bool
+
+
+def fixed_kinds(model: type[Any]) -> Mapping[Path, Fixed]:
+    """The paths whose declared type fixes one kind: number or string (or null/missing).
+
+    Every write of *model* is validated, so at such a path a stored document
+    of the model holds that kind, null, or nothing: a backend may compare the
+    bare value (the expression an index is built on) instead of testing its
+    kind first. Paths go through embedded models (``Optional`` ones too), never
+    into lists or dicts; fields whose stored form a serializer decides are left out.
+    """
+    return _fixed_kinds(cast(Hashable, model))  # a class is hashable; mypy doubts type[Any]
+
+
+@functools.lru_cache(maxsize=256)
+def _fixed_kinds(known: Hashable) -> Mapping[Path, Fixed]:
+    model = cast("type[BaseModel]", known)
+    out: dict[Path, Fixed] = {}
+
+    def walk(
+        m: type[BaseModel], prefix: Path, present: bool, seen: frozenset[type[BaseModel]]
+    ) -> None:
+        if m.__pydantic_decorators__.model_serializers or len(prefix) >= 8:
+            return
+        for name, info in m.model_fields.items():
+            if info.exclude is True or (not prefix and name == "pk"):
+                continue
+            shape = _field_shape(m, name, info)
+            if shape.free:
+                continue
+            path = (*prefix, name)
+            kinds = shape.kinds - {NULL}
+            nullable = NULL in shape.kinds
+            if len(kinds) == 1 and next(iter(kinds)) in FIXED_KINDS:
+                out[path] = Fixed(next(iter(kinds)), nullable, present)
+            elif kinds == {OBJECT} and len(shape.models) == 1 and not shape.values:
+                inner = shape.models[0]
+                if inner not in seen:
+                    walk(inner, path, present and not nullable, seen | {inner})
+
+    walk(model, (), True, frozenset({model}))
+    return types.MappingProxyType(out)

@@ -19,6 +19,7 @@ import json
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, overload
 
@@ -31,7 +32,7 @@ from ._json import check_json, json_equal
 from ._mapping import MappingView
 from ._options import check_options, flag
 from ._query import Query
-from ._schema import check_node
+from ._schema import check_node, fixed_kinds
 from ._tree import (
     And,
     Cond,
@@ -597,6 +598,7 @@ class Collection(Generic[T]):
     """
 
     __slots__ = (
+        "_typed",
         "check_open",
         "check_writable",
         "fetch_one",
@@ -611,6 +613,10 @@ class Collection(Generic[T]):
         self.storage = storage
         self.info = info
         self.model = model
+        # Queries of a model read the collection as the model's: where its declared
+        # types fix a path's kind, the backend may compare the bare value.
+        typed = info if model is None else replace(info, kinds=fixed_kinds(model))
+        self._typed = typed
         # The hot paths (get, iteration) as bound calls, without a method in between.
         #: Raise ``StorageError`` if the storage was closed.
         self.check_open: Callable[[], None] = storage._check_open
@@ -621,7 +627,7 @@ class Collection(Generic[T]):
         self.fetch_one: Callable[[str], Any] = partial(storage._fetch_one, info)
         #: Stream ``(pk, data or JSON text)`` of a :class:`QuerySpec`.
         self.select_stored: Callable[[QuerySpec], Iterator[tuple[str, Any]]] = partial(
-            storage._select_stored, info
+            storage._select_stored, typed
         )
         #: ``load(pk, stored)``: the model instance (or dict with ``"pk"``) of stored data.
         self.load: Callable[[str, Any], T] = partial(encoding.load, model, info.name)
@@ -638,7 +644,7 @@ class Collection(Generic[T]):
 
     def select(self, spec: QuerySpec) -> Iterator[Row]:
         """Stream ``(pk, data)`` of the matches, filtered, ordered and windowed by the database."""
-        return self.storage._select(self.info, spec)
+        return self.storage._select(self._typed, spec)
 
     def fetch(self, pks: Sequence[str]) -> dict[str, Data]:
         """The stored data of those *pks* that exist, in one round trip."""
@@ -646,15 +652,15 @@ class Collection(Generic[T]):
 
     def count(self, node: Node | None) -> int:
         """How many documents match *node* (``None``: all)."""
-        return self.storage._count(self.info, node)
+        return self.storage._count(self._typed, node)
 
     def distinct(self, node: Node | None, path: Path) -> list[Any]:
         """Distinct non-null values at *path* among matches, list elements one by one."""
-        return self.storage._distinct(self.info, node, path)
+        return self.storage._distinct(self._typed, node, path)
 
     def explain(self, spec: QuerySpec) -> str:
         """What the backend runs for *spec*."""
-        return self.storage._explain(self.info, spec)
+        return self.storage._explain(self._typed, spec)
 
     def version(self) -> Any:
         """The collection's version token (it changes on every write, by any process)."""
@@ -685,13 +691,13 @@ class Collection(Generic[T]):
 
     def delete_where(self, node: Node | None) -> int:
         """Delete the matches; return how many."""
-        return self.storage._delete_where(self.info, node)
+        return self.storage._delete_where(self._typed, node)
 
     def update_where(self, node: Node | None, ops: Sequence[UpdateOp]) -> int:
         """Apply update operators to each match atomically, each result validated by the
         model (if any) and checked before anything is written; how many changed."""
         finalize = encoding.finalizer(self.model)
-        return self.storage._update_where(self.info, node, ops, finalize)
+        return self.storage._update_where(self._typed, node, ops, finalize)
 
     def __repr__(self) -> str:
         what = self.model.__name__ if self.model is not None else repr(self.info.name)

@@ -59,7 +59,7 @@ from ._json import (
 )
 from ._options import READ_ONLY, flag, query_options, shown_url, strip_query, unknown_option
 from ._registry import missing_driver
-from ._schema import check_node, check_path, check_updates
+from ._schema import Fixed, check_node, check_path, check_updates
 from ._storage import Collection, Finalize, Form, Row, Storage
 from ._tree import (
     MAX_QUERY_DEPTH,
@@ -96,6 +96,7 @@ __all__ = [
     "DoquError",
     "DuplicateKey",
     "Finalize",
+    "Fixed",
     "Form",
     "InvalidDocument",
     "Node",

@@ -891,3 +891,25 @@ def test_concurrent_updates_in_transactions_lose_no_increment(
 def test_racing_get_or_create_in_transactions_creates_exactly_one(tdb: MongoStorage) -> None:
     check_one_creator_per_key(run_racers(tdb.url, "get_or_create", 10), 10)
     assert tdb.query("race").count() == 10 and tdb.version("race") == 10
+
+
+def test_typed_fields_carry_no_array_guards() -> None:
+    """A model-bound query on a declared fixed-kind field: the plain filter and sort an
+    index serves (no ``field.0`` guards, no aggregation for the order)."""
+    from doqu._schema import fixed_kinds
+    from doqu._tree import QuerySpec, make_cond
+    from doqu.ext.mongodb._filters import _native_order, to_filter
+    from doqu.testing.strategies import Typed
+
+    kinds = fixed_kinds(Typed)
+    cond = make_cond("i__gt", 3)
+    assert to_filter(cond, kinds) == {"i": {"$gt": 3}}
+    assert to_filter(cond) == {"i": {"$gt": 3}, "i.0": {"$exists": False}}  # by name
+    nested = make_cond("e__x__lt", 3)
+    assert to_filter(nested, kinds) == {"e.x": {"$lt": 3}}
+    assert "e" in str(to_filter(nested))  # the guards on the way, without the model
+    spec = QuerySpec(cond, order=((("s",), True), (("pk",), False)))
+    assert _native_order(spec, kinds) == [("s", -1), ("_id", 1)]
+    assert _native_order(spec) is None
+    tags = QuerySpec(None, order=((("tags",), False),))
+    assert _native_order(tags, kinds) is None  # not a fixed kind: the aggregation

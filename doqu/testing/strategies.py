@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
 from .._document import Document
 from .._errors import QueryError
@@ -22,6 +23,11 @@ from .._tree import And, Cond, Node, Not, Or, Path, Q, UpdateOp, make_cond, pars
 __all__ = [
     "FIELDS",
     "Fields",
+    "Typed",
+    "typed_conditions",
+    "typed_documents",
+    "typed_orders",
+    "typed_trees",
     "as_expression",
     "as_keyword",
     "build",
@@ -225,3 +231,114 @@ def updates(draw: st.DrawFn) -> tuple[UpdateOp, ...]:
         return parse_update(changes)
     except QueryError:  # pragma: no cover - the choices above are valid
         raise
+
+
+# ------------------------------------------------------------- documents of a model
+class TypedSub(BaseModel):
+    """An embedded model of :class:`Typed` (optional there: its paths may be missing)."""
+
+    x: int | None = None
+    y: str = ""
+
+
+class Typed(Document):
+    """A model whose declared types fix each field's kind: a backend may compare bare values.
+
+    Its indexes cover some of those paths, so the typed forms meet the indexes too.
+    """
+
+    i: int = 0
+    f: float | None = None
+    s: str = ""
+    t: str | None = None
+    e: TypedSub | None = None
+
+    class Meta:
+        collection = "diff_typed"
+        indexes = ["i", "s", "e.x", ("t", "i")]  # noqa: RUF012 - read once
+
+
+TYPED_NUMBERS: tuple[str, ...] = ("i", "f", "e.x")
+TYPED_STRINGS: tuple[str, ...] = ("s", "t", "e.y")
+#: The paths whose declared type allows None (an operand None is refused elsewhere).
+TYPED_NULLABLE: frozenset[str] = frozenset({"f", "e.x", "t"})
+_NUMS = st.one_of(st.integers(-3, 3), st.sampled_from([-2.5, 0.5, 1.0, 2.0, 1e15]))
+_TEXTS = st.sampled_from(TEXT)
+
+
+@st.composite
+def typed_documents(draw: st.DrawFn, max_size: int = 12) -> list[Typed]:
+    """Documents of :class:`Typed`, each with a unique pk."""
+    n = draw(st.integers(0, max_size))
+    docs = []
+    for k in range(n):
+        sub = draw(
+            st.one_of(
+                st.none(),
+                st.builds(TypedSub, x=st.one_of(st.none(), st.integers(-3, 3)), y=_TEXTS),
+            )
+        )
+        docs.append(
+            Typed(
+                pk=f"t{k:02d}",
+                i=draw(st.integers(-3, 3)),
+                f=draw(st.one_of(st.none(), _NUMS)),
+                s=draw(_TEXTS),
+                t=draw(st.one_of(st.none(), _TEXTS)),
+                e=sub,
+            )
+        )
+    return docs
+
+
+_NUMBER_LOOKUPS = ("exact", "ne", "gt", "gte", "lt", "lte", "between", "in", "nin")
+_STRING_LOOKUPS = (
+    *_NUMBER_LOOKUPS, "contains", "icontains", "startswith", "endswith", "istartswith",
+    "iendswith", "matches",
+)  # fmt: skip
+
+
+@st.composite
+def typed_conditions(draw: st.DrawFn) -> Cond:
+    """One condition on a path of :class:`Typed` with an operand of the path's kind."""
+    numeric = draw(st.booleans())
+    path = draw(st.sampled_from(TYPED_NUMBERS if numeric else (*TYPED_STRINGS, "pk")))
+    nullable = path in TYPED_NULLABLE
+    lookup = draw(st.sampled_from(_NUMBER_LOOKUPS if numeric else _STRING_LOOKUPS))
+    extra = draw(st.sampled_from(["exists", "isnull", None]))
+    if extra is not None:
+        return make_cond(f"{path}__{extra}", draw(st.booleans()))
+    value = _NUMS if numeric else _TEXTS
+    if lookup == "between":
+        operand: Any = draw(st.tuples(value, value))
+    elif lookup in ("in", "nin"):
+        operand = draw(st.lists(st.one_of(value, st.none()) if nullable else value, max_size=3))
+    elif lookup in ("exact", "ne") and nullable:
+        operand = draw(st.one_of(value, st.none()))
+    elif lookup == "matches":
+        operand = draw(st.sampled_from(["a", "^a", "b$", "^$", "a.b", "[aé]", "A", "."]))
+    else:
+        operand = draw(value)
+    return make_cond(f"{path.replace('.', '__')}__{lookup}", operand)
+
+
+def typed_trees(max_leaves: int = 6) -> st.SearchStrategy[Node]:
+    """Random And/Or/Not trees over :func:`typed_conditions`."""
+    return st.recursive(
+        typed_conditions(),
+        lambda children: st.one_of(
+            st.lists(children, min_size=1, max_size=3).map(lambda c: And(tuple(c))),
+            st.lists(children, min_size=1, max_size=3).map(lambda c: Or(tuple(c))),
+            children.map(Not),
+        ),
+        max_leaves=max_leaves,
+    )
+
+
+@st.composite
+def typed_orders(draw: st.DrawFn) -> tuple[tuple[Path, bool], ...]:
+    """One or two sort keys on :class:`Typed` paths, ending with ``pk``."""
+    keys = draw(st.lists(st.sampled_from(TYPED_NUMBERS + TYPED_STRINGS), max_size=2))
+    out = [(tuple(k.split(".")), draw(st.booleans())) for k in keys]
+    out.append((("pk",), draw(st.booleans())))
+    return tuple(out)

@@ -9,12 +9,14 @@ reference evaluator answers. Orders other than by pk run as an aggregation
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any, Final
 
 from ...backend import (
     And,
     Cond,
+    Fixed,
     Node,
     Not,
     Or,
@@ -35,6 +37,10 @@ _NOT_ARRAY: Final = {"$not": {"$type": "array"}}
 
 
 # ------------------------------------------------------------------ regexes
+#: The dotted paths whose kind the bound model fixes, while :func:`to_filter` runs.
+_FIXED: ContextVar[frozenset[str]] = ContextVar("doqu_mongo_fixed", default=frozenset())
+
+
 def _escape(text: str) -> str:
     """*text* as a regex matching itself, alike in PCRE (MongoDB) and Python's ``re``."""
     out = []
@@ -69,6 +75,8 @@ def _reserved(path: Path) -> bool:
 
 def _prefix_guards(path: Path) -> list[Filter]:
     """Keep MongoDB from walking into arrays on the way: doqu paths walk objects only."""
+    if ".".join(path) in _FIXED.get():
+        return []  # through embedded models: objects or null, never arrays
     return [{".".join(path[:i]): _NOT_ARRAY} for i in range(1, len(path))]
 
 
@@ -101,7 +109,7 @@ def _negate(clause: Filter | bool) -> Filter | bool:
 
 def _scalar(field: str, ops: Filter) -> Filter:
     """*ops* on the field's own value, never on the elements of an array it holds."""
-    if field == "_id":  # always a string
+    if field == "_id" or field in _FIXED.get():  # a string, or a kind the model fixes
         return {field: ops}
     if all(_never_an_object(v) for v in ops.values()):
         # "Not an array" said as "no element 0": that exists only in a non-empty array
@@ -281,16 +289,23 @@ def _node(node: Node) -> Filter | bool:
     raise TypeError(f"not a query node: {node!r}")
 
 
-def to_filter(node: Node | None) -> Filter:
+def to_filter(node: Node | None, kinds: Mapping[Path, Fixed] | None = None) -> Filter:
     """The MongoDB filter document that matches exactly what *node* matches.
 
     Operand values are always literal (``{"$eq": v}``, ``$in`` of values,
     escaped regexes); a value that could only be query syntax (an object with a
     ``$`` key) cannot equal any stored value and becomes a match-nothing filter.
+    *kinds* (a model-bound query's :attr:`~doqu.backend.CollectionInfo.kinds`)
+    are the paths that never hold an array: their conditions carry no guards
+    against one, so the server's index on the field serves them.
     """
     if node is None:
         return {}
-    out = _node(node)
+    token = _FIXED.set(frozenset(".".join(p) for p in kinds or ()))
+    try:
+        out = _node(node)
+    finally:
+        _FIXED.reset(token)
     if out is True:
         return {}
     if out is False:
@@ -368,11 +383,23 @@ def _pipeline(spec: QuerySpec) -> list[Filter]:
     return stages
 
 
-def _native_order(spec: QuerySpec) -> list[tuple[str, int]] | None:
-    """A plain ``find().sort()`` when the order is by pk only (always a string)."""
-    if all(path == ("pk",) for path, _ in spec.order):
-        return [("_id", -1 if desc else 1) for _, desc in spec.order[:1]]
-    return None
+def _native_order(
+    spec: QuerySpec, kinds: Mapping[Path, Fixed] | None = None
+) -> list[tuple[str, int]] | None:
+    """A plain ``find().sort()`` when every key is pk or a path of one fixed kind.
+
+    MongoDB's own order is doqu's there: missing and null tie first, then the
+    numbers by value or the strings by code point; an index on the field serves it.
+    """
+    fixed = kinds or {}
+    keys: list[tuple[str, int]] = []
+    for path, desc in spec.order:
+        if path != ("pk",) and path not in fixed:
+            return None
+        keys.append((_field(path), -1 if desc else 1))
+        if path == ("pk",):
+            break  # unique: later keys never matter
+    return keys
 
 
 def _distinct_pipeline(node: Node | None, path: Path) -> list[Filter]:

@@ -371,9 +371,11 @@ class MongoStorage(Storage):
 
     def _cursor(self, coll: CollectionInfo, spec: QuerySpec) -> Iterator[Row]:
         target = self._c(coll)
-        native = _native_order(spec)
+        native = _native_order(spec, coll.kinds)
         if native is not None:
-            cursor = target.find(to_filter(spec.node), sort=native or None, skip=spec.offset)
+            cursor = target.find(
+                to_filter(spec.node, coll.kinds), sort=native or None, skip=spec.offset
+            )
             if spec.limit is not None:
                 cursor = cursor.limit(spec.limit)
             with cursor:
@@ -406,7 +408,7 @@ class MongoStorage(Storage):
 
     def _count(self, coll: CollectionInfo, node: Node | None) -> int:
         target = self._c(coll)
-        query = to_filter(node)
+        query = to_filter(node, coll.kinds)
         return int(
             self._run(f"{coll.name}: count", lambda: target.count_documents(query), read=True)
         )
@@ -429,7 +431,7 @@ class MongoStorage(Storage):
 
     def _delete_where(self, coll: CollectionInfo, node: Node | None) -> int:
         target = self._c(coll)
-        query = to_filter(node)
+        query = to_filter(node, coll.kinds)
         result = self._atomic(
             coll,
             "delete",
@@ -521,7 +523,7 @@ class MongoStorage(Storage):
         redone alone.
         """
         target = self._c(coll)
-        query = to_filter(node)
+        query = to_filter(node, coll.kinds)
         planned: list[tuple[str, Data, Filter]] = []
         # A unique clash: the results the update was writing, for DuplicateKey.
         clash = self._clash(
@@ -590,7 +592,11 @@ class MongoStorage(Storage):
         target = self._c(coll)
         only = Cond(("pk",), "exact", pk)
         # Joined here, not as And((node, only)), which could take a tree past MAX_QUERY_DEPTH.
-        query = to_filter(only) if node is None else {"$and": [to_filter(node), to_filter(only)]}
+        query = (
+            to_filter(only)
+            if node is None
+            else {"$and": [to_filter(node, coll.kinds), to_filter(only)]}
+        )
         while True:
             plans = self._plan(coll, query, ops, finalize, None)
             if not plans:
@@ -623,7 +629,7 @@ class MongoStorage(Storage):
         read the winner's document.
         """
         target = self._c(coll)
-        query = to_filter(node)
+        query = to_filter(node, coll.kinds)
 
         def find() -> Row | None:
             hit = self._run(
@@ -742,10 +748,10 @@ class MongoStorage(Storage):
 
     def _explain(self, coll: CollectionInfo, spec: QuerySpec) -> str:
         """The find (filter, sort, skip, limit) or aggregate pipeline that runs, as JSON."""
-        native = _native_order(spec)
+        native = _native_order(spec, coll.kinds)
         if native is None:
             return _dump({"aggregate": coll.name, "pipeline": _pipeline(spec)})
-        out: Filter = {"find": coll.name, "filter": to_filter(spec.node)}
+        out: Filter = {"find": coll.name, "filter": to_filter(spec.node, coll.kinds)}
         if native:
             out["sort"] = dict(native)
         if spec.offset:

@@ -34,6 +34,7 @@ from ...backend import (
     INT_MIN,
     And,
     Cond,
+    Fixed,
     Node,
     Not,
     Or,
@@ -182,7 +183,9 @@ class Loc:
     missing); ``text``: its text when it is a string; ``path``: the literal JSON
     path for a document field (``None`` for list elements); ``pk``: the primary
     key column (always a present string); ``cols``: indexed columns holding the
-    value when it is a number and a string prefix (MariaDB generated columns).
+    value when it is a number and a string prefix (MariaDB generated columns);
+    ``fixed``: the kind the bound model's declared type fixes at the path, so that
+    a kind test is known without looking (null is still looked at).
     """
 
     j: str
@@ -191,6 +194,8 @@ class Loc:
     path: str | None = None
     pk: bool = False
     cols: tuple[str, str] | None = None
+    #: What the model's declared type fixes here (a model-bound query), else ``None``.
+    fixed: Fixed | None = None
 
 
 class Translator:
@@ -201,11 +206,41 @@ class Translator:
     false: ClassVar[str] = "0"
     data: ClassVar[str] = "data"
 
-    def __init__(self, indexed: Mapping[Path, tuple[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        indexed: Mapping[Path, tuple[str, str]] | None = None,
+        kinds: Mapping[Path, Fixed] | None = None,
+    ) -> None:
         self._values: list[Any] = []
         self._aliases = 0
         #: Paths with index columns (used by dialects whose indexes are columns).
         self.indexed: Mapping[Path, tuple[str, str]] = indexed or {}
+        #: Paths whose kind the bound model's declared types fix (empty: a query by name).
+        self.kinds: Mapping[Path, Fixed] = kinds or {}
+
+    @staticmethod
+    def known_kind(loc: Loc, k: str) -> bool | None:
+        """Whether the value at *loc* has kind *k* when that is fixed, else ``None``.
+
+        ``None`` for ``"null"`` (a nullable field may hold it, a kind test decides).
+        """
+        if loc.fixed is None or k == "null":
+            return None
+        return k == loc.fixed.kind
+
+    def kind_and(self, loc: Loc, k: str, sql: str) -> str:
+        """*sql*, for a value of kind *k* only.
+
+        Where the bound model fixes the kind, *sql* alone: used for equality,
+        ``in``, comparisons and ``startswith``, whose dialect forms then exclude a
+        value of another kind themselves, in the range an index searches.
+        """
+        known = self.known_kind(loc, k)
+        if known is True:
+            return sql
+        if known is False:
+            return self.false
+        return self.all_of([self.is_kind(loc, k), sql])
 
     # ----------------------------------------------------------------- helpers
     def bind(self, value: Any) -> str:
@@ -349,6 +384,8 @@ class Translator:
             "iendswith": lambda loc, op: self.s_iendswith(loc, ascii_fold(op)),
             "matches": self.s_matches,
         }
+        if lk == "startswith":
+            return self.kind_and(loc, "string", self.s_startswith(loc, op))
         if lk in text_ops:
             return self.all_of([self.is_kind(loc, "string"), text_ops[lk](loc, op)])
         raise QueryError(f"unknown lookup {lk!r}")
@@ -373,10 +410,10 @@ class Translator:
 
     def compare(self, loc: Loc, sym: str, op: Any) -> str:
         if isinstance(op, str):
-            return self.all_of([self.is_kind(loc, "string"), self.s_compare(loc, sym, op)])
+            return self.kind_and(loc, "string", self.s_compare(loc, sym, op))
         if loc.pk:
             return self.false
-        return self.all_of([self.is_kind(loc, "number"), self.n_compare(loc, sym, op)])
+        return self.kind_and(loc, "number", self.n_compare(loc, sym, op))
 
     # --------------------------------------------------- dialect primitives
     def loc(self, path: Path) -> Loc:
@@ -457,7 +494,8 @@ class SQLiteTranslator(Translator):
         if path == ("pk",):
             return Loc("pk", "'text'", "pk", pk=True)
         p = self.json_path(path)
-        return Loc(f"json_extract(data, {p})", f"json_type(data, {p})", "", path=p)
+        j, t = f"json_extract(data, {p})", f"json_type(data, {p})"
+        return Loc(j, t, "", path=p, fixed=self.kinds.get(path))
 
     def value(self, loc: Loc) -> str:
         return loc.j
@@ -476,9 +514,9 @@ class SQLiteTranslator(Translator):
         if k == "bool":
             return self.is_kind(loc, "true" if op else "false")
         if k in ("number", "string"):
-            return f"({self.is_kind(loc, k)} AND {loc.j} = {self.bind(op)})"
+            return self.kind_and(loc, k, f"{loc.j} = {self.bind(op)}")
         # Arrays and objects: JSON equality (numbers by value, keys in any order).
-        return f"({self.is_kind(loc, k)} AND doqu_json_eq({loc.j}, {self.bind(dumps(op))}))"
+        return self.kind_and(loc, k, f"doqu_json_eq({loc.j}, {self.bind(dumps(op))})")
 
     def _among(self, sql: str, values: Sequence[Any]) -> str:
         if not values:
@@ -498,9 +536,9 @@ class SQLiteTranslator(Translator):
         parts += [self.is_kind(loc, "true" if b else "false") for b in groups.get("bool", ())]
         for k, values in (("number", groups.get("number", [])), ("string", strings)):
             if values:
-                parts.append(f"({self.is_kind(loc, k)} AND {self._among(loc.j, values)})")
+                parts.append(self.kind_and(loc, k, self._among(loc.j, values)))
         composite = [canonical(op) for k in ("array", "object") for op in groups.get(k, ())]
-        if composite:
+        if composite and loc.fixed is None:
             # CASE, not AND: doqu_canonical() must never see a string that is not JSON.
             text = f"CASE WHEN {loc.typ} IN ('array', 'object') THEN doqu_canonical({loc.j}) END"
             parts.append(self._among(text, composite))
@@ -529,10 +567,18 @@ class SQLiteTranslator(Translator):
         )
 
     def n_compare(self, loc: Loc, sym: str, op: Any) -> str:
-        return f"{loc.j} {sym} {self.bind(op)}"
+        sql = f"{loc.j} {sym} {self.bind(op)}"
+        if loc.fixed is not None and sym[0] == ">":
+            # SQLite orders every number below every text: "< ''" keeps a text (written
+            # by other means than the model) out, in the same index range.
+            return f"{sql} AND {loc.j} < ''"
+        return sql
 
     def s_compare(self, loc: Loc, sym: str, op: str) -> str:
-        return f"{loc.j} {sym} {self.bind(op)}"
+        sql = f"{loc.j} {sym} {self.bind(op)}"
+        if loc.fixed is not None and sym[0] == "<":
+            return f"{sql} AND {loc.j} >= ''"  # numbers sort below every text
+        return sql
 
     def s_contains(self, loc: Loc, op: str) -> str:
         return f"doqu_instr({loc.j}, {self.bind(op)}) > 0"
@@ -587,6 +633,10 @@ class SQLiteTranslator(Translator):
         d = " DESC" if descending else ""
         if loc.pk:
             return [f"pk{d}"]
+        if loc.fixed is not None:
+            # One kind or NULL (null and missing), and SQLite puts NULL first ascending:
+            # doqu's order, by the indexed expression itself.
+            return [f"{loc.j}{d}"]
         t, v = loc.typ, loc.j
         rank = (
             f"CASE WHEN {t} IS NULL OR {t} = 'null' THEN 0 WHEN {t} IN ('integer', 'real')"
@@ -602,6 +652,14 @@ class SQLiteTranslator(Translator):
         if path == ("pk",):
             return f"SELECT DISTINCT 'text', pk FROM {table} WHERE {where}"
         p = self.json_path(path)
+        fixed = self.kinds.get(path)
+        if fixed is not None:
+            j = f"json_extract(data, {p})"
+            label = "number" if fixed.kind == "number" else "text"
+            # DISTINCT of the bare expression alone, so the index on it serves it;
+            # the kind label outside (a constant in the DISTINCT hides the index).
+            found = f"{j} IS NOT NULL" + ("" if where == self.true else f" AND ({where})")
+            return f"SELECT '{label}', v FROM (SELECT DISTINCT {j} AS v FROM {table} WHERE {found})"
         # Number kinds merge so that 1 and 1.0 are one value (SQLite compares them equal).
         kinds = "CASE {t} WHEN 'integer' THEN 'number' WHEN 'real' THEN 'number' ELSE {t} END"
         scalar = kinds.format(t=f"json_type(data, {p})")
@@ -634,7 +692,15 @@ class PostgresTranslator(Translator):
         if path == ("pk",):
             return Loc("pk", "'string'", "pk", pk=True)
         j = self.json_expr(path)
-        return Loc(j, f"jsonb_typeof({j})", self.json_expr(path, text=True), path=j)
+        text = self.json_expr(path, text=True)
+        return Loc(j, f"jsonb_typeof({j})", text, path=j, fixed=self.kinds.get(path))
+
+    def kind_and(self, loc: Loc, k: str, sql: str) -> str:
+        # The kind test stays where the type fixes the kind: the planner searches the
+        # index by the comparison and checks the test on the rows it fetches, and a
+        # document written by other means than the model keeps its kind's answers
+        # (jsonb orders strings below numbers, which a bare "<" would take in).
+        return self.all_of([self.is_kind(loc, k), sql])
 
     def is_kind(self, loc: Loc, k: str) -> str:
         if loc.pk:
@@ -795,6 +861,19 @@ class PostgresTranslator(Translator):
         d = " DESC" if descending else ""
         if loc.pk:
             return [f'pk COLLATE "C"{d}']
+        fixed = loc.fixed
+        if fixed is not None:
+            # jsonb null sorts below every number, as doqu's order has it; SQL NULL
+            # (missing, or a string's null text) needs placing, which an index walk
+            # cannot do, so it is only spelled out where it can occur.
+            if fixed.kind == "number" and fixed.present:
+                key, nulls = loc.j, False
+            elif fixed.kind == "number":  # null and missing tie: both SQL NULL
+                key, nulls = f"NULLIF({loc.j}, 'null'::jsonb)", True
+            else:
+                key, nulls = f'{loc.text} COLLATE "C"', fixed.nullable or not fixed.present
+            place = (" NULLS LAST" if descending else " NULLS FIRST") if nulls else ""
+            return [f"{key}{d}{place}"]
         t = loc.typ
         rank = (
             f"CASE WHEN {t} IS NULL OR {t} = 'null' THEN 0 WHEN {t} = 'number' THEN 1"
@@ -810,6 +889,9 @@ class PostgresTranslator(Translator):
         if path == ("pk",):
             return f"SELECT DISTINCT to_jsonb(pk) FROM {table} WHERE {where}"
         j = self.json_expr(path)
+        if path in self.kinds:
+            found = f"{j} <> 'null'::jsonb" + ("" if where == self.true else f" AND ({where})")
+            return f"SELECT DISTINCT {j} FROM {table} WHERE {found}"
         arr = f"CASE WHEN jsonb_typeof({j}) = 'array' THEN {j} ELSE jsonb_build_array({j}) END"
         return (
             f"SELECT DISTINCT e.v FROM {table} CROSS JOIN LATERAL jsonb_array_elements({arr})"

@@ -488,10 +488,11 @@ class SQLStorage(Storage):
 
     # -------------------------------------------------------------- statements
     def _translator(self, coll: CollectionInfo | None = None) -> Translator:
+        kinds = coll.kinds if coll is not None else None
         if self.dialect == "sqlite":
-            return SQLiteTranslator()
+            return SQLiteTranslator(kinds=kinds)
         if self.dialect == "postgresql":
-            return PostgresTranslator()
+            return PostgresTranslator(kinds=kinds)
         indexed: dict[Path, tuple[str, str]] = {}
         if coll is not None:
             # MariaDB matches no JSON expression to an index: queries name the index columns
@@ -502,7 +503,7 @@ class SQLStorage(Storage):
                     cols = MySQLTranslator.index_columns(path)
                     if have is None or have.issuperset(cols):
                         indexed[path] = cols
-        return MySQLTranslator(indexed)
+        return MySQLTranslator(indexed, kinds)
 
     def _quote(self, name: str) -> str:
         return f"{self._q}{name}{self._q}"
@@ -893,7 +894,9 @@ class SQLStorage(Storage):
     ) -> tuple[str, list[Any]]:
         tr = self._translator(coll)
         table = self._statements(coll)["table"]
-        sql = f"SELECT {what} FROM {table} WHERE {tr.where(spec.node)}"
+        where = tr.where(spec.node)
+        # No "WHERE 1": SQLite counts a whole table from its smallest index only without one.
+        sql = f"SELECT {what} FROM {table}" + ("" if where == tr.true else f" WHERE {where}")
         if spec.order:
             keys: list[str] = []
             for path, descending in spec.order:
