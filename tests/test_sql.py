@@ -799,3 +799,41 @@ def test_typed_fields_use_the_index_for_every_shape(sql: SQLStorage) -> None:
     # Queries by name keep the mixed-kind forms: the collection may hold anything.
     stmt = sql._select_sql(sql.collection("scored")._typed, named.where(score__gt=3)._spec)[0]
     assert "json_type" in stmt or "jsonb_typeof" in stmt, stmt
+
+
+class Badge(Document):
+    code: str
+    n: int = 0
+
+    class Meta:
+        collection = "badges"
+        unique = ["code"]  # noqa: RUF012
+
+
+def test_big_batches_insert_replace_and_clash_alike(sql: SQLStorage) -> None:
+    """Batches past COPY_MIN_ROWS (PostgreSQL writes them through COPY and one upsert)
+    insert new keys, replace stored ones, keep the last of a repeated pk, leave the
+    version alone when nothing changed, and refuse a unique clash writing nothing."""
+    from doqu.ext.sql._storage import COPY_MIN_ROWS
+
+    n = COPY_MIN_ROWS * 3
+    first = [Badge(pk=f"b{i:04d}", code=f"c{i}", n=i) for i in range(n)]
+    assert sql.save_many(first) == [b.pk for b in first]
+    assert Badge.objects(sql).count() == n
+    version = sql.version(Badge)
+    assert sql.save_many(first) == [b.pk for b in first]  # the very same data
+    if sql.dialect != "mysql":  # MariaDB with a unique index deletes and inserts again
+        assert sql.version(Badge) == version
+    changed = [Badge(pk=f"b{i:04d}", code=f"c{i}", n=i + 1) for i in range(0, n, 2)]
+    repeated = [Badge(pk="b0000", code="c0", n=-1), Badge(pk="new", code="fresh")]
+    sql.save_many(changed + repeated + [Badge(pk=f"x{i:04d}", code=f"x{i}") for i in range(n)])
+    assert sql.version(Badge) != version
+    assert sql.get(Badge, "b0000").n == -1 and sql.get(Badge, "b0002").n == 3
+    assert sql.get(Badge, "b0001").n == 1 and sql.get(Badge, "new").code == "fresh"
+    total = Badge.objects(sql).count()
+    assert total == 2 * n + 1
+    clash = [Badge(pk=f"y{i:04d}", code=f"y{i}") for i in range(n)] + [Badge(pk="z", code="c5")]
+    with pytest.raises(doqu.DuplicateKey) as caught:
+        sql.save_many(clash)
+    assert caught.value.fields == ("code",) and caught.value.value == "c5"
+    assert Badge.objects(sql).count() == total  # nothing of the batch written
