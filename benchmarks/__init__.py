@@ -3,7 +3,8 @@
 Run ``python -m benchmarks --help`` from the repository root. Every case runs
 doqu and its baseline alternately in the same process and reports the median
 of the per-round ratios (doqu ÷ baseline) against the case's target; see
-``docs/performance.rst``.
+``docs/performance.rst``. ``python -m benchmarks --scale`` runs the index cases
+(:mod:`benchmarks.indexes`) at several N and prints their ratios side by side.
 """
 
 from __future__ import annotations
@@ -17,13 +18,18 @@ ALL_BACKENDS = ("sqlite", "postgresql", "mysql", "mongodb", "tinydb")
 
 def all_groups() -> list[Group]:
     """Every group of cases, in table order."""
-    from . import mapping, mongo, rss, sql, tinydb_cases
+    from . import indexes, mapping, mongo, rss, sql, tinydb_cases
 
+    sqlite_orjson, sqlite, postgresql, mysql = sql.GROUPS
     return [
-        *sql.GROUPS[:1],
+        sqlite_orjson,
+        sqlite,
+        indexes.GROUPS[0],
         *mapping.GROUPS,
         rss.GROUPS[0],
-        *sql.GROUPS[1:],
+        postgresql,
+        indexes.GROUPS[1],
+        mysql,
         rss.GROUPS[1],
         *tinydb_cases.GROUPS,
         *mongo.GROUPS,

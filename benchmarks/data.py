@@ -6,6 +6,7 @@ Generated deterministically, so doqu and every baseline store the same data.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import BaseModel
@@ -18,6 +19,7 @@ __all__ = [
     "Address",
     "Person",
     "RankedPerson",
+    "dict_batches",
     "make_dicts",
     "make_keys",
     "make_people",
@@ -58,7 +60,7 @@ class Person(Document):
 
 
 class RankedPerson(Document):
-    """The same shape with an index on ``rank`` (for the selective-query case)."""
+    """The same shape with an index on ``rank`` (the selective query, the index cases)."""
 
     name: str
     email: str
@@ -73,11 +75,11 @@ class RankedPerson(Document):
         indexes = ("rank",)
 
 
-def make_dicts(n: int, seed: int = 8) -> list[dict[str, Any]]:
-    """*n* documents as plain JSON dicts (without a pk)."""
+def make_dicts(n: int, seed: int = 8, start: int = 0) -> list[dict[str, Any]]:
+    """*n* documents as plain JSON dicts (without a pk); *start* numbers their emails."""
     rng = random.Random(seed)
     out = []
-    for i in range(n):
+    for i in range(start, start + n):
         first, last = rng.choice(_FIRST), rng.choice(_LAST)
         out.append(
             {
@@ -95,6 +97,15 @@ def make_dicts(n: int, seed: int = 8) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def dict_batches(n: int, batch: int = 10_000) -> Iterator[list[dict[str, Any]]]:
+    """*n* documents in lists of at most *batch* (the first is ``make_dicts(batch)``).
+
+    For the large cases: a million dicts at once would take gigabytes.
+    """
+    for start in range(0, n, batch):
+        yield make_dicts(min(batch, n - start), seed=8 + start, start=start)
 
 
 def make_people(dicts: list[dict[str, Any]], model: type[Document] = Person) -> list[Any]:

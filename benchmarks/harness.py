@@ -12,6 +12,7 @@ times (doqu ÷ baseline), never a ratio of bare timings from different runs.
 from __future__ import annotations
 
 import gc
+import importlib
 import statistics
 import time
 import traceback
@@ -29,6 +30,10 @@ __all__ = [
     "compare",
     "format_table",
     "human_time",
+    "missing",
+    "repeated",
+    "reps_for",
+    "run_groups",
 ]
 
 Thunk = Callable[[], object]
@@ -157,6 +162,35 @@ def compare(
     return ratios, statistics.median(doqu_times), statistics.median(base_times)
 
 
+def reps_for(thunk: Thunk, budget: float = 0.02, cap: int = 2_000) -> int:
+    """How many calls of *thunk* take about *budget* seconds (1 to *cap*).
+
+    For the cases whose one operation is short (a count, a window of 20 rows):
+    both sides then repeat it that many times per round, so that a round is
+    long enough to time.
+    """
+    thunk()
+    calls, start = 0, time.perf_counter()
+    while True:  # a few calls, for a time per call that one slow call does not skew
+        thunk()
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= budget / 4 or calls >= cap:
+            break
+    once = elapsed / calls
+    return cap if once <= 0 else max(1, min(cap, int(budget / once)))
+
+
+def repeated(fn: Thunk, reps: int) -> Side:
+    """A side that calls *fn* *reps* times per round (``ops=reps``)."""
+
+    def run() -> None:
+        for _ in range(reps):
+            fn()
+
+    return Side(lambda: run, ops=reps)
+
+
 class Recorder:
     """Collects the results of the cases of one run, whatever happens to each."""
 
@@ -263,6 +297,39 @@ class Recorder:
         return out
 
 
+def missing(group: Group) -> str | None:
+    """Why *group* cannot run (a module in ``requires`` does not import), or ``None``."""
+    for need in group.requires:
+        module, _, attr = need.partition(":")
+        try:
+            loaded = importlib.import_module(module)
+        except Exception as exc:  # any import failure makes the group unavailable
+            return f"{module} cannot be imported ({type(exc).__name__}: {exc})"[:200]
+        if attr and not hasattr(loaded, attr):
+            return f"{module} has no {attr} yet"
+    return None
+
+
+def run_groups(config: Config, groups: Iterable[Group], backends: Iterable[str]) -> Recorder:
+    """Run those of *groups* whose backend is among *backends*; every case gets a row."""
+    chosen = set(backends)
+    selected = [g for g in groups if g.backend in chosen]
+    rec = Recorder(config, [c for g in selected for c in g.cases])
+    for group in selected:
+        keys = [c.key for c in group.cases]
+        reason = missing(group)
+        if reason:
+            for key in keys:
+                rec.unavailable(key, reason)
+            continue
+        try:
+            group.run(config, rec)
+        except Exception as exc:
+            for key in rec.pending(keys):
+                rec.error(key, exc)
+    return rec
+
+
 def human_time(seconds: float | None) -> str:
     """Seconds as a short string with a fitting unit."""
     if seconds is None:
@@ -277,7 +344,7 @@ def human_time(seconds: float | None) -> str:
 
 
 HEADER = ("case", "baseline", "N", "doqu/op", "base/op", "ratio", "target", "result")
-WIDTHS = (44, 34, 8, 10, 10, 7, 9, 0)
+WIDTHS = (44, 42, 9, 10, 10, 7, 9, 0)
 
 
 def _cells(r: Result) -> tuple[str, ...]:

@@ -16,25 +16,53 @@ from .sql import get_ops
 __all__ = ["GROUPS"]
 
 COLLECTION = "bench_kv"
-#: The set cases write the same values in every round: after the warm-up, each set
-#: rewrites the value the store holds (the ``set_new`` cases write new ones).
+COUNTERS = "bench_counters"
+#: The rewrite rows write the same values in every round: after the warm-up, each
+#: set rewrites the value the store holds (the targeted ``set`` rows write new ones).
 _REWRITES = "values as stored"
+#: The sqlitedict peer: write-ahead log, as doqu's SQLite files (and diskcache's).
+_WAL = "sqlitedict (WAL)"
 
 CASES = (
     Case("sqlite.dict.get.diskcache", "sqlite", "db.dict() get, SQLite", "diskcache Cache", 1.0),
-    Case("sqlite.dict.set.diskcache", "sqlite", "db.dict() set, SQLite", "diskcache Cache", 1.0),
-    Case("sqlite.dict.get.sqlitedict", "sqlite", "db.dict() get, SQLite", "sqlitedict", 0.1),
-    Case("sqlite.dict.set.sqlitedict", "sqlite", "db.dict() set, SQLite", "sqlitedict", 0.1),
-    # Shown only: every round writes values the store does not hold yet.
     Case(
         "sqlite.dict.set_new.diskcache",
         "sqlite",
-        "db.dict() set new values",
+        "db.dict() set new values, SQLite",
+        "diskcache Cache",
+        0.5,
+    ),
+    # Shown only: rewriting the value the store already holds.
+    Case(
+        "sqlite.dict.set.diskcache",
+        "sqlite",
+        "db.dict() set values as stored",
         "diskcache Cache",
         None,
     ),
     Case(
-        "sqlite.dict.set_new.sqlitedict", "sqlite", "db.dict() set new values", "sqlitedict", None
+        "sqlite.dict.increment.diskcache",
+        "sqlite",
+        "db.dict() increment, SQLite",
+        "diskcache Cache.incr",
+        1.0,
+    ),
+    Case("sqlite.dict.get.sqlitedict", "sqlite", "db.dict() get, SQLite", _WAL, 0.1),
+    Case(
+        "sqlite.dict.set_new.sqlitedict",
+        "sqlite",
+        "db.dict() set new values, SQLite",
+        _WAL,
+        0.3,
+    ),
+    Case("sqlite.dict.set.sqlitedict", "sqlite", "db.dict() set values as stored", _WAL, None),
+    # Shown only: sqlitedict's default rollback journal.
+    Case(
+        "sqlite.dict.set_new.sqlitedict_delete",
+        "sqlite",
+        "db.dict() set new values, SQLite",
+        "sqlitedict (journal DELETE)",
+        None,
     ),
     Case(
         "sqlite.dict.mirror",
@@ -77,6 +105,14 @@ def _new_sets(mapping: MutableMapping[str, Any], keys: list[str]) -> Side:
     return Side(prepare, ops=len(keys))
 
 
+def _increments(increment: Callable[[str], object], keys: list[str]) -> Side:
+    def run() -> None:
+        for k in keys:
+            increment(k)
+
+    return Side(lambda: run, ops=len(keys))
+
+
 def run_mapping(config: Config, rec: Recorder) -> None:
     """Fill each store with N items, then time gets and sets of random keys."""
     n = config.n
@@ -95,8 +131,10 @@ def run_mapping(config: Config, rec: Recorder) -> None:
             db.save_many(
                 [{"pk": k, "value": v} for k, v in zip(keys, values)], collection=COLLECTION
             )
+            db.save_many([{"pk": k, "value": 0} for k in keys], collection=COUNTERS)
             view = db.dict(COLLECTION)
-            _diskcache(rec, tmp, keys, values, view, get_keys, set_keys, set_values, n)
+            counters = db.dict(COUNTERS)
+            _diskcache(rec, tmp, keys, values, view, counters, get_keys, set_keys, set_values, n)
             _sqlitedict(rec, tmp, keys, values, view, get_keys, set_keys, set_values, n, slow)
 
             mirror = db.dict(COLLECTION, cache="mirror", autosync=False)
@@ -119,6 +157,7 @@ def _diskcache(
     keys: list[str],
     values: list[Any],
     view: MutableMapping[str, Any],
+    counters: Any,
     get_keys: list[str],
     set_keys: list[str],
     set_values: list[Any],
@@ -127,23 +166,28 @@ def _diskcache(
     try:
         from diskcache import Cache
     except ImportError as exc:
-        for key in (
-            "sqlite.dict.get.diskcache",
-            "sqlite.dict.set.diskcache",
-            "sqlite.dict.set_new.diskcache",
-        ):
-            rec.unavailable(key, f"diskcache not installed ({exc})")
+        for case in CASES:
+            if case.key.endswith(".diskcache"):
+                rec.unavailable(case.key, f"diskcache not installed ({exc})")
         return
     cache = Cache(os.path.join(tmp, "diskcache"))
     try:
         with cache.transact():
             for k, v in zip(keys, values):
                 cache[k] = v
+                cache[f"counter:{k}"] = 0
         note = f"{len(get_keys):,} ops"
         rec.measure(
             "sqlite.dict.get.diskcache",
             _gets(view, get_keys),
             _gets(cache, get_keys),
+            n=n,
+            note=note,
+        )
+        rec.measure(
+            "sqlite.dict.set_new.diskcache",
+            _new_sets(view, set_keys),
+            _new_sets(cache, set_keys),
             n=n,
             note=note,
         )
@@ -154,12 +198,14 @@ def _diskcache(
             n=n,
             note=f"{note}, {_REWRITES}",
         )
+        incr = cache.incr
+        cache_keys = [f"counter:{k}" for k in set_keys]
         rec.measure(
-            "sqlite.dict.set_new.diskcache",
-            _new_sets(view, set_keys),
-            _new_sets(cache, set_keys),
+            "sqlite.dict.increment.diskcache",
+            _increments(counters.increment, set_keys),
+            _increments(incr, cache_keys),
             n=n,
-            note=note,
+            note=f"{note} of 1 on stored ints",
         )
     finally:
         cache.close()
@@ -180,45 +226,52 @@ def _sqlitedict(
     try:
         from sqlitedict import SqliteDict
     except ImportError as exc:
-        for key in (
-            "sqlite.dict.get.sqlitedict",
-            "sqlite.dict.set.sqlitedict",
-            "sqlite.dict.set_new.sqlitedict",
-        ):
-            rec.unavailable(key, f"sqlitedict not installed ({exc})")
+        for case in CASES:
+            if ".sqlitedict" in case.key:
+                rec.unavailable(case.key, f"sqlitedict not installed ({exc})")
         return
-    path = os.path.join(tmp, "sqlitedict.sqlite3")
-    with SqliteDict(path, tablename="kv", autocommit=False) as fill:
-        for k, v in zip(keys, values):
-            fill[k] = v
-        fill.commit()
-    # autocommit=True: every set is durable when it returns, as with doqu's view.
-    store = SqliteDict(path, tablename="kv", autocommit=True)
-    try:
-        note = f"{len(get_keys):,} doqu ops, {slow:,} sqlitedict ops"
-        rec.measure(
-            "sqlite.dict.get.sqlitedict",
-            _gets(view, get_keys),
-            _gets(store, get_keys[:slow]),
-            n=n,
-            note=note,
-        )
-        rec.measure(
-            "sqlite.dict.set.sqlitedict",
-            _sets(view, set_keys, set_values),
-            _sets(store, set_keys[:slow], set_values[:slow]),
-            n=n,
-            note=f"{note}, {_REWRITES}",
-        )
-        rec.measure(
-            "sqlite.dict.set_new.sqlitedict",
-            _new_sets(view, set_keys),
-            _new_sets(store, set_keys[:slow]),
-            n=n,
-            note=note,
-        )
-    finally:
-        store.close()
+    note = f"{len(get_keys):,} doqu ops, {slow:,} sqlitedict ops"
+    for journal in ("WAL", "DELETE"):
+        path = os.path.join(tmp, f"sqlitedict-{journal.lower()}.sqlite3")
+        with SqliteDict(path, tablename="kv", autocommit=False, journal_mode=journal) as fill:
+            for k, v in zip(keys, values):
+                fill[k] = v
+            fill.commit()
+        # autocommit=True: every set is durable when it returns, as with doqu's view.
+        store = SqliteDict(path, tablename="kv", autocommit=True, journal_mode=journal)
+        try:
+            if journal == "DELETE":
+                rec.measure(
+                    "sqlite.dict.set_new.sqlitedict_delete",
+                    _new_sets(view, set_keys),
+                    _new_sets(store, set_keys[:slow]),
+                    n=n,
+                    note=note,
+                )
+                continue
+            rec.measure(
+                "sqlite.dict.get.sqlitedict",
+                _gets(view, get_keys),
+                _gets(store, get_keys[:slow]),
+                n=n,
+                note=note,
+            )
+            rec.measure(
+                "sqlite.dict.set_new.sqlitedict",
+                _new_sets(view, set_keys),
+                _new_sets(store, set_keys[:slow]),
+                n=n,
+                note=note,
+            )
+            rec.measure(
+                "sqlite.dict.set.sqlitedict",
+                _sets(view, set_keys, set_values),
+                _sets(store, set_keys[:slow], set_values[:slow]),
+                n=n,
+                note=f"{note}, {_REWRITES}",
+            )
+        finally:
+            store.close()
 
 
 GROUPS = (

@@ -141,10 +141,10 @@ def run_sqlite(config: Config, rec: Recorder) -> None:
 
 def run_postgresql(config: Config, rec: Recorder) -> None:
     """The same on PostgreSQL, in a schema of its own."""
-    from .sql import _pg
+    from .sql import pg_schema
 
     try:
-        ctx = _pg(config)
+        ctx = pg_schema(config)
         url, _ = ctx.__enter__()
     except Exception as exc:
         rec.unavailable("postgresql.iterate_rss", f"server not reachable: {exc}"[:200])

@@ -29,14 +29,24 @@ from .data import (
 from .harness import Case, Config, Group, Recorder, Side
 from .peer_models import sqlmodel_person
 
-__all__ = ["GROUPS", "doqu_save_side", "get_ops"]
+__all__ = [
+    "GROUPS",
+    "doqu_save_side",
+    "explained_sql",
+    "get_ops",
+    "pg_schema",
+    "plan_problem",
+    "text_dumps",
+    "validated",
+]
 
 SQL = "doqu.ext.sql:SQLStorage"
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 DEFAULT_MYSQL_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
 
+ORJSON = "orjson"
+
 SQLITE = (
-    Case("sqlite.save_many.raw", "sqlite", "save_many, SQLite file", "sqlite3 executemany", 1.5),
     Case(
         "sqlite.save_many.sqlmodel",
         "sqlite",
@@ -44,36 +54,103 @@ SQLITE = (
         "SQLModel add_all + commit",
         0.125,
     ),
+    # Shown only: the targeted raw floor is orjson (SQLITE_ORJSON).
+    Case(
+        "sqlite.save_many.raw",
+        "sqlite",
+        "save_many, SQLite file",
+        "sqlite3 executemany + json.dumps",
+        None,
+    ),
     Case("sqlite.get", "sqlite", "get by pk, SQLite", "sqlite3 select + json.loads", 2.0),
+    Case(
+        "sqlite.get.validate",
+        "sqlite",
+        "get by pk as a model, SQLite",
+        "sqlite3 select + model_validate_json",
+        1.3,
+    ),
     Case(
         "sqlite.where",
         "sqlite",
         f"where(age__gt={AGE_CUTOFF}) as models, SQLite",
         "json_extract query + json.loads",
+        None,
+    ),
+    Case(
+        "sqlite.where.validate",
+        "sqlite",
+        f"where(age__gt={AGE_CUTOFF}) as models, SQLite",
+        "json_extract query + model_validate_json",
+        1.3,
+    ),
+)
+#: The raw floor of writing and reading JSON text: orjson (a group of its own, so
+#: that without orjson these rows say "unavailable" and the others still run).
+SQLITE_ORJSON = (
+    Case(
+        "sqlite.save_many.orjson",
+        "sqlite",
+        "save_many, SQLite file",
+        "sqlite3 executemany + orjson.dumps",
+        1.5,
+    ),
+    Case(
+        "sqlite.where.orjson",
+        "sqlite",
+        f"where(age__gt={AGE_CUTOFF}) as models, SQLite",
+        "json_extract query + orjson.loads",
         2.0,
     ),
     Case(
         "sqlite.where_indexed",
         "sqlite",
         f"where(rank__gt={RANK_CUTOFF}) indexed 2.7%, SQLite",
-        "same query + expression index",
+        "same query + expression index, orjson",
         2.0,
     ),
 )
 POSTGRESQL = (
-    Case("postgresql.get", "postgresql", "get by pk, PostgreSQL", "psycopg 3 select", 1.5),
+    Case(
+        "postgresql.save_many.copy",
+        "postgresql",
+        "save_many, PostgreSQL",
+        "psycopg 3 COPY into a fresh table",
+        1.5,
+    ),
     Case(
         "postgresql.save_many",
         "postgresql",
         "save_many, PostgreSQL",
         "psycopg 3 executemany upsert",
-        1.5,
+        None,
+    ),
+    Case("postgresql.get", "postgresql", "get by pk, PostgreSQL", "psycopg 3 select", 1.5),
+    Case(
+        "postgresql.get.validate",
+        "postgresql",
+        "get by pk as a model, PostgreSQL",
+        "psycopg 3 select + model_validate_json",
+        1.3,
     ),
 )
 MYSQL = (
     Case("mysql.get", "mysql", "get by pk, MariaDB", "PyMySQL select + json.loads", None),
     Case("mysql.save_many", "mysql", "save_many, MariaDB", "PyMySQL executemany upsert", None),
 )
+
+
+def text_dumps() -> Callable[[Any], str]:
+    """The fastest JSON text encoder at hand: orjson's if installed, else the stdlib's.
+
+    orjson gives bytes; SQLite's JSON functions and COPY want text, hence the decode.
+    """
+    try:
+        import orjson
+    except ImportError:
+        return json.dumps
+    dumps = orjson.dumps
+    return lambda obj: dumps(obj).decode()
 
 
 def get_ops(config: Config) -> int:
@@ -117,9 +194,15 @@ def _sqlite_raw(path: str) -> sqlite3.Connection:
     return con
 
 
-def _raw_save_side(con: sqlite3.Connection, table: str, keys: list[str], dicts: list[Any]) -> Side:
+def _raw_save_side(
+    con: sqlite3.Connection,
+    table: str,
+    keys: list[str],
+    dicts: list[Any],
+    dumps: Callable[[Any], str] = json.dumps,
+) -> Side:
+    """``INSERT OR REPLACE`` of ``dumps(dict)`` for every key, one transaction."""
     sql = f"INSERT OR REPLACE INTO {table} (pk, data) VALUES (?, ?)"
-    dumps = json.dumps
 
     def run() -> None:
         con.execute("BEGIN")
@@ -131,6 +214,13 @@ def _raw_save_side(con: sqlite3.Connection, table: str, keys: list[str], dicts: 
         return run
 
     return Side(prepare, ops=len(keys))
+
+
+def validated(model: type[Any], pk: str, text: str | bytes) -> Any:
+    """The raw floor of returning a validated model: pydantic parses the JSON text itself."""
+    doc = model.model_validate_json(text)
+    doc.pk = pk
+    return doc
 
 
 def _sqlmodel_side(path: str, dicts: list[dict[str, Any]]) -> Side:
@@ -162,7 +252,7 @@ def _sqlmodel_side(path: str, dicts: list[dict[str, Any]]) -> Side:
     return Side(prepare, ops=len(dicts))
 
 
-def _plan_problem(path: str, sql: str, params: Any = ()) -> str | None:
+def plan_problem(path: str, sql: str, params: Any = ()) -> str | None:
     """Why the plan of *sql* on the file at *path* does not use an index (None if it does)."""
     con = sqlite3.connect(path)
     try:
@@ -185,7 +275,7 @@ def _plan_problem(path: str, sql: str, params: Any = ()) -> str | None:
     return f"plan does not use the index: {plan}"
 
 
-def _explained_sql(query: doqu.Query[Any]) -> tuple[str, Any]:
+def explained_sql(query: doqu.Query[Any]) -> tuple[str, Any]:
     """The SQL doqu runs for *query* and its parameters, from ``Query.explain()``.
 
     The SQL backend answers ``"<sql>\n-- parameters: <repr>"``.
@@ -201,9 +291,109 @@ def _explained_sql(query: doqu.Query[Any]) -> tuple[str, Any]:
     return sql.strip(), params
 
 
+def _compact(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def _same_rows(
+    db: doqu.Storage, con: sqlite3.Connection, people: list[Any], keys: list[str], dicts: list[Any]
+) -> None:
+    """After the save cases: both sides hold the n documents, as compact JSON text."""
+    model = type(people[0])
+    if db.query(model).count() != len(people):
+        db.clear(model)
+        db.save_many(people)
+    # Untimed: the raw table is refilled with compact text, as doqu stores it.
+    _raw_save_side(con, "raw_people", keys, dicts, _compact).prepare()()
+
+
 def run_sqlite(config: Config, rec: Recorder) -> None:
-    """Every SQLite case, on files in a temporary directory."""
+    """The SQLite cases that need no orjson, on files in a temporary directory."""
     with tempfile.TemporaryDirectory(prefix="doqu-bench-") as tmp:
+        n = config.n
+        dicts = make_dicts(n)
+        keys = make_keys(n)
+        db_path = os.path.join(tmp, "doqu.sqlite3")
+        db = doqu.connect(f"sqlite:///{db_path}")
+        con = _sqlite_raw(os.path.join(tmp, "raw.sqlite3"))
+        try:
+            people = make_people(dicts)
+            save = doqu_save_side(db, people)
+            try:
+                sqlmodel_side = _sqlmodel_side(os.path.join(tmp, "sqlmodel.sqlite3"), dicts)
+            except ImportError as exc:
+                rec.unavailable("sqlite.save_many.sqlmodel", f"sqlmodel not installed ({exc})")
+            else:
+                rec.measure("sqlite.save_many.sqlmodel", save, sqlmodel_side, n=n)
+            rec.measure(
+                "sqlite.save_many.raw",
+                save,
+                _raw_save_side(con, "raw_people", keys, dicts),
+                n=n,
+            )
+
+            _same_rows(db, con, people, keys, dicts)
+            ops = get_ops(config)
+            rng = random.Random(1)
+            picks = [rng.randrange(n) for _ in range(ops)]
+            doqu_get = _doqu_get_side(db, Person, [people[i].pk for i in picks])
+            raw_pks = [keys[i] for i in picks]
+            get_sql = "SELECT data FROM raw_people WHERE pk = ?"
+            loads = json.loads
+
+            def raw_gets() -> None:
+                execute = con.execute
+                for pk in raw_pks:
+                    loads(execute(get_sql, (pk,)).fetchone()[0])
+
+            def raw_model_gets() -> None:
+                execute = con.execute
+                for pk in raw_pks:
+                    validated(Person, pk, execute(get_sql, (pk,)).fetchone()[0])
+
+            note = f"{ops:,} gets"
+            rec.measure("sqlite.get", doqu_get, Side(_const(raw_gets), ops=ops), n=n, note=note)
+            rec.measure(
+                "sqlite.get.validate",
+                doqu_get,
+                Side(_const(raw_model_gets), ops=ops),
+                n=n,
+                note=note,
+            )
+
+            where = Person.objects(db).where(age__gt=AGE_CUTOFF)
+            doqu_where = Side(_const(lambda: list(where)))
+
+            def raw_where() -> list[Any]:
+                return [(pk, loads(d)) for pk, d in con.execute(AGE_SQL, (AGE_CUTOFF,))]
+
+            def raw_where_models() -> list[Any]:
+                return [validated(Person, pk, d) for pk, d in con.execute(AGE_SQL, (AGE_CUTOFF,))]
+
+            note = f"{len(raw_where()):,} rows"
+            rec.measure("sqlite.where", doqu_where, Side(_const(raw_where)), n=n, note=note)
+            rec.measure(
+                "sqlite.where.validate",
+                doqu_where,
+                Side(_const(raw_where_models)),
+                n=n,
+                note=note,
+            )
+        finally:
+            db.close()
+            con.close()
+
+
+AGE_SQL = "SELECT pk, data FROM raw_people WHERE json_extract(data, '$.age') > ?"
+RANK_SQL = "SELECT pk, data FROM raw_ranked WHERE json_extract(data, '$.rank') > ?"
+
+
+def run_sqlite_orjson(config: Config, rec: Recorder) -> None:
+    """The SQLite cases against the orjson floor (raw text written and read by orjson)."""
+    import orjson
+
+    dumps, loads = text_dumps(), orjson.loads
+    with tempfile.TemporaryDirectory(prefix="doqu-bench-orjson-") as tmp:
         n = config.n
         dicts = make_dicts(n)
         keys = make_keys(n)
@@ -213,79 +403,48 @@ def run_sqlite(config: Config, rec: Recorder) -> None:
         con = _sqlite_raw(raw_path)
         try:
             people = make_people(dicts)
-            save = doqu_save_side(db, people)
             rec.measure(
-                "sqlite.save_many.raw",
-                save,
-                _raw_save_side(con, "raw_people", keys, dicts),
+                "sqlite.save_many.orjson",
+                doqu_save_side(db, people),
+                _raw_save_side(con, "raw_people", keys, dicts, dumps),
                 n=n,
             )
-            try:
-                sqlmodel_side = _sqlmodel_side(os.path.join(tmp, "sqlmodel.sqlite3"), dicts)
-            except ImportError as exc:
-                rec.unavailable("sqlite.save_many.sqlmodel", f"sqlmodel not installed ({exc})")
-            else:
-                rec.measure("sqlite.save_many.sqlmodel", save, sqlmodel_side, n=n)
-
-            # Both tables now hold the same n documents.
             if db.query(Person).count() != n:
                 db.clear(Person)
                 db.save_many(people)
             if con.execute("SELECT count(*) FROM raw_people").fetchone()[0] != n:
-                _raw_save_side(con, "raw_people", keys, dicts).prepare()()
-            ops = get_ops(config)
-            rng = random.Random(1)
-            picks = [rng.randrange(n) for _ in range(ops)]
-            doqu_pks = [people[i].pk for i in picks]
-            raw_pks = [keys[i] for i in picks]
-            loads = json.loads
-
-            def raw_gets() -> None:
-                execute = con.execute
-                for pk in raw_pks:
-                    loads(execute("SELECT data FROM raw_people WHERE pk = ?", (pk,)).fetchone()[0])
-
-            rec.measure(
-                "sqlite.get",
-                _doqu_get_side(db, Person, doqu_pks),
-                Side(_const(raw_gets), ops=ops),
-                n=n,
-                note=f"{ops:,} gets",
-            )
+                _raw_save_side(con, "raw_people", keys, dicts, dumps).prepare()()
 
             where = Person.objects(db).where(age__gt=AGE_CUTOFF)
-            age_sql = "SELECT pk, data FROM raw_people WHERE json_extract(data, '$.age') > ?"
 
-            def raw_where() -> object:
-                return [(pk, loads(d)) for pk, d in con.execute(age_sql, (AGE_CUTOFF,))]
+            def raw_where() -> list[Any]:
+                return [(pk, loads(d)) for pk, d in con.execute(AGE_SQL, (AGE_CUTOFF,))]
 
-            hits = sum(1 for _ in raw_where())
             rec.measure(
-                "sqlite.where",
+                "sqlite.where.orjson",
                 Side(_const(lambda: list(where))),
                 Side(_const(raw_where)),
                 n=n,
-                note=f"{hits:,} rows",
+                note=f"{len(raw_where()):,} rows",
             )
 
             db.save_many(make_people(dicts, RankedPerson))
-            _raw_save_side(con, "raw_ranked", keys, dicts).prepare()()
+            _raw_save_side(con, "raw_ranked", keys, dicts, dumps).prepare()()
             con.execute("CREATE INDEX raw_ranked_rank ON raw_ranked (json_extract(data, '$.rank'))")
             con.execute("ANALYZE")
             ranked = RankedPerson.objects(db).where(rank__gt=RANK_CUTOFF)
-            rank_sql = "SELECT pk, data FROM raw_ranked WHERE json_extract(data, '$.rank') > ?"
 
-            def raw_ranked() -> object:
-                return [(pk, loads(d)) for pk, d in con.execute(rank_sql, (RANK_CUTOFF,))]
+            def raw_ranked() -> list[Any]:
+                return [(pk, loads(d)) for pk, d in con.execute(RANK_SQL, (RANK_CUTOFF,))]
 
-            hits = sum(1 for _ in raw_ranked())
+            hits = len(raw_ranked())
 
             def check() -> str | None:
-                baseline = _plan_problem(raw_path, rank_sql, (RANK_CUTOFF,))
+                baseline = plan_problem(raw_path, RANK_SQL, (RANK_CUTOFF,))
                 if baseline:
                     return f"baseline {baseline}"
-                sql, params = _explained_sql(ranked)
-                return _plan_problem(db_path, sql, params)
+                sql, params = explained_sql(ranked)
+                return plan_problem(db_path, sql, params)
 
             rec.measure(
                 "sqlite.where_indexed",
@@ -366,9 +525,46 @@ class RawSQL:
 
         return Side(_const(run), ops=len(keys))
 
+    def model_get_side(self, keys: list[str]) -> Side:
+        """One select of the JSON text per key, validated into a model by pydantic."""
+        cur = self.cur
+        sql = "SELECT data::text FROM raw_people WHERE pk = %s"
+
+        def run() -> None:
+            for k in keys:
+                validated(Person, k, cur.execute(sql, (k,)).fetchone()[0])
+
+        return Side(_const(run), ops=len(keys))
+
+    def copy_side(self, keys: list[str], dicts: list[dict[str, Any]]) -> Side:
+        """PostgreSQL's bulk floor: ``COPY … FROM STDIN`` of (pk, JSON text) rows.
+
+        Into a fresh table of the same shape (primary key, ``jsonb``) every round,
+        created untimed; the JSON text by orjson when it is installed.
+        """
+        cur, conn, dumps = self.cur, self.conn, text_dumps()
+
+        def run() -> None:
+            with conn.transaction(), cur.copy("COPY raw_copy (pk, data) FROM STDIN") as copy:
+                write = copy.write_row
+                for k, d in zip(keys, dicts):
+                    write((k, dumps(d)))
+
+        def prepare() -> Callable[[], object]:
+            cur.execute("DROP TABLE IF EXISTS raw_copy")
+            cur.execute("CREATE TABLE raw_copy (pk TEXT PRIMARY KEY, data JSONB NOT NULL)")
+            return run
+
+        return Side(prepare, ops=len(keys))
+
+
+def encoder_note() -> str:
+    """Which JSON encoder :func:`text_dumps` uses, for a row's note."""
+    return "orjson" if text_dumps() is not json.dumps else "json.dumps (orjson not installed)"
+
 
 @contextlib.contextmanager
-def _pg(config: Config) -> Iterator[tuple[str, Any]]:
+def pg_schema(config: Config) -> Iterator[tuple[str, Any]]:
     import psycopg
     import sqlalchemy as sa
 
@@ -420,7 +616,7 @@ def _mysql(config: Config) -> Iterator[tuple[str, Any]]:
 
 
 def _run_server(config: Config, rec: Recorder, backend: str) -> None:
-    opener = _pg if backend == "postgresql" else _mysql
+    opener = pg_schema if backend == "postgresql" else _mysql
     keys_ = [c.key for c in (POSTGRESQL if backend == "postgresql" else MYSQL)]
     try:
         ctx = opener(config)
@@ -437,12 +633,16 @@ def _run_server(config: Config, rec: Recorder, backend: str) -> None:
         db = doqu.connect(url)
         try:
             people = make_people(dicts)
-            rec.measure(
-                f"{backend}.save_many",
-                doqu_save_side(db, people),
-                raw.save_side(keys, dicts),
-                n=n,
-            )
+            save = doqu_save_side(db, people)
+            if backend == "postgresql":
+                rec.measure(
+                    "postgresql.save_many.copy",
+                    save,
+                    raw.copy_side(keys, dicts),
+                    n=n,
+                    note=f"JSON text by {encoder_note()}",
+                )
+            rec.measure(f"{backend}.save_many", save, raw.save_side(keys, dicts), n=n)
             if db.query(Person).count() != n:
                 db.clear(Person)
                 db.save_many(people)
@@ -450,13 +650,18 @@ def _run_server(config: Config, rec: Recorder, backend: str) -> None:
             ops = get_ops(config)
             rng = random.Random(2)
             picks = [rng.randrange(n) for _ in range(ops)]
-            rec.measure(
-                f"{backend}.get",
-                _doqu_get_side(db, Person, [people[i].pk for i in picks]),
-                raw.get_side([keys[i] for i in picks]),
-                n=n,
-                note=f"{ops:,} gets",
-            )
+            doqu_get = _doqu_get_side(db, Person, [people[i].pk for i in picks])
+            raw_keys = [keys[i] for i in picks]
+            note = f"{ops:,} gets"
+            rec.measure(f"{backend}.get", doqu_get, raw.get_side(raw_keys), n=n, note=note)
+            if backend == "postgresql":
+                rec.measure(
+                    "postgresql.get.validate",
+                    doqu_get,
+                    raw.model_get_side(raw_keys),
+                    n=n,
+                    note=note,
+                )
         finally:
             db.close()
     finally:
@@ -464,6 +669,7 @@ def _run_server(config: Config, rec: Recorder, backend: str) -> None:
 
 
 GROUPS = (
+    Group("sqlite", SQLITE_ORJSON, (SQL, ORJSON), run_sqlite_orjson),
     Group("sqlite", SQLITE, (SQL,), run_sqlite),
     Group(
         "postgresql",
