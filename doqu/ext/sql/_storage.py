@@ -1058,6 +1058,9 @@ class SQLStorage(Storage):
             return list(cur.fetchall())
 
         rows = self._run(f"values() of {coll.name!r}", run)
+        if path in coll.kinds and self.dialect != "mysql":
+            # One kind of scalar, DISTINCT in the database (numbers by value): as it is.
+            return [row[-1] for row in rows]
         seen: dict[str, Any] = {}
         for row in rows:
             if self.dialect == "sqlite":
