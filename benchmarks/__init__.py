@@ -18,17 +18,22 @@ ALL_BACKENDS = ("sqlite", "postgresql", "mysql", "mongodb", "tinydb")
 
 def all_groups() -> list[Group]:
     """Every group of cases, in table order."""
-    from . import indexes, mapping, mongo, rss, sql, tinydb_cases
+    from . import indexes, mapping, mongo, refs, rss, sql, tinydb_cases
 
     sqlite_orjson, sqlite, postgresql, mysql = sql.GROUPS
+    refs_sqlite, refs_sqlite_peer, refs_pg, refs_pg_peer = refs.GROUPS
     return [
         sqlite_orjson,
         sqlite,
         indexes.GROUPS[0],
+        refs_sqlite,
+        refs_sqlite_peer,
         *mapping.GROUPS,
         rss.GROUPS[0],
         postgresql,
         indexes.GROUPS[1],
+        refs_pg,
+        refs_pg_peer,
         mysql,
         rss.GROUPS[1],
         *tinydb_cases.GROUPS,

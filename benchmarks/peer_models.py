@@ -14,6 +14,7 @@ __all__ = [
     "beanie_codec",
     "mongoengine_codec",
     "odmantic_codec",
+    "sqlmodel_library",
     "sqlmodel_person",
 ]
 
@@ -140,3 +141,32 @@ def sqlmodel_person() -> Any:
 
         _SQLMODEL = SQLModelPerson
     return _SQLMODEL
+
+
+_SQLMODEL_LIBRARY: tuple[Any, Any] | None = None
+
+
+def sqlmodel_library() -> tuple[Any, Any]:
+    """SQLModel tables of the reference cases: ``(Author, Book)``, defined once per process.
+
+    ``Book.author_id`` is a foreign key to ``Author.id`` and ``Book.author`` its
+    ``Relationship`` (what ``selectinload(Book.author)`` loads).
+    """
+    global _SQLMODEL_LIBRARY
+    if _SQLMODEL_LIBRARY is None:
+        from sqlmodel import Field, Relationship, SQLModel
+
+        class SQLModelAuthor(SQLModel, table=True):
+            __tablename__ = "sqlmodel_authors"
+            id: Optional[int] = Field(default=None, primary_key=True)  # noqa: UP045
+            name: str
+
+        class SQLModelBook(SQLModel, table=True):
+            __tablename__ = "sqlmodel_books"
+            id: Optional[int] = Field(default=None, primary_key=True)  # noqa: UP045
+            title: str
+            author_id: int = Field(foreign_key="sqlmodel_authors.id")
+            author: SQLModelAuthor = Relationship()
+
+        _SQLMODEL_LIBRARY = (SQLModelAuthor, SQLModelBook)
+    return _SQLMODEL_LIBRARY

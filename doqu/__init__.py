@@ -17,11 +17,13 @@ from ._errors import (
     DuplicateKey,
     InvalidDocument,
     NotFound,
+    NotLoaded,
     QueryError,
     StorageError,
 )
 from ._expr import Field, Sort, field
 from ._query import Query
+from ._refs import Ref
 from ._registry import connect, register_backend
 from ._storage import Storage
 from ._tree import Q, UpdateOp
@@ -35,9 +37,11 @@ __all__ = [
     "Field",
     "InvalidDocument",
     "NotFound",
+    "NotLoaded",
     "Q",
     "Query",
     "QueryError",
+    "Ref",
     "Sort",
     "Storage",
     "StorageError",

@@ -14,8 +14,9 @@ from pydantic._internal._model_construction import ModelMetaclass
 from ._errors import QueryError
 from ._expr import Field as FieldExpr
 from ._expr import model_field
-from ._schema import Fixed, near_names
-from ._tree import Path, parse_collection_name, parse_path
+from ._refs import register_document
+from ._schema import Fixed
+from ._tree import Path, near_names, parse_collection_name, parse_path
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -136,11 +137,21 @@ class Document(BaseModel, metaclass=DocumentMeta):
         unique = tuple(_index_paths(u, where) for u in getattr(meta, "unique", ()) or ())
         cls.__doqu_collection__ = CollectionInfo(name, indexes, unique)
         cls.__doqu_fields__ = {}
+        register_document(cls)
 
     @classmethod
     def objects(cls, db: Storage) -> Query[Self]:
         """A query over this model's collection in *db* (same as ``db.query(cls)``)."""
         return db.query(cls)
+
+    def __doqu_operand__(self) -> str:
+        """As a query operand (``where(author=frank)``): this document's pk."""
+        pk = self.__dict__.get("pk")
+        if pk is None:
+            raise QueryError(
+                f"a {type(self).__name__} that is not saved (its pk is None) as a query operand"
+            )
+        return pk  # type: ignore[no-any-return]
 
     def save(self, db: Storage) -> str:
         """Insert or replace this document in *db*; returns (and sets) its pk."""

@@ -5,6 +5,7 @@ are mixed in where Python users expect them::
 
     DoquError
     ├── NotFound            (also KeyError)      a pk that is not stored
+    ├── NotLoaded                                a reference's target was not loaded
     ├── DuplicateKey                             a unique index would be violated
     ├── QueryError          (also ValueError)    a lookup, operand or path is not valid
     ├── ConfigError         (also ValueError)    a bad URL, option or missing driver
@@ -28,6 +29,7 @@ __all__ = [
     "DuplicateKey",
     "InvalidDocument",
     "NotFound",
+    "NotLoaded",
     "QueryError",
     "StorageError",
     "UnstorableValue",
@@ -55,6 +57,10 @@ class NotFound(DoquError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0])
+
+
+class NotLoaded(DoquError):
+    """A reference's target was not loaded: ``ref.doc`` before ``prefetch`` or ``fetch``."""
 
 
 def _shown(value: Any) -> str:

@@ -102,6 +102,8 @@ class Field(Generic[T]):
     def _q(self, lookup: str, operand: Any) -> Q:
         return Q._of(cond(self._path, lookup, operand))
 
+    # On a reference field (``Field[Ref[Author]]``) the doqu.mypy plugin widens the
+    # operands of ==, !=, in_ and nin to the target, a Ref or a pk: Book.author == frank.
     def __eq__(self, other: T) -> Q:  # type: ignore[override]
         return self._q("exact", other)
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 from ._encoding import paused_gc
 from ._errors import CorruptDocument, QueryError
 from ._expr import Field, Sort
+from ._refs import Missing, load_refs, prefetch_paths
 from ._schema import check_node, check_path, check_updates
 from ._tree import (
     And,
@@ -40,6 +41,17 @@ log = logging.getLogger("doqu")
 #: ``len(q)`` right after ``iter(q)`` (what ``list(q)`` does) reads up to this many
 #: rows ahead instead of asking the database for a count.
 PREFETCH_LIMIT = 100_000
+#: A streaming query with ``prefetch()`` loads references after each batch of this many.
+PREFETCH_BATCH = 1000
+
+
+def replace_prefetch(query: Query[T]) -> Query[T]:
+    """*query* without its ``prefetch`` (the results already hold the references)."""
+    if query._prefetch is None:
+        return query
+    q = query._with()
+    q._prefetch = None
+    return q
 
 
 class _Raise:
@@ -54,13 +66,45 @@ class _Raise:
 class _Results(Iterator[T]):
     """Iteration of a query: streams rows, or serves results read ahead by ``len()``."""
 
-    __slots__ = ("__weakref__", "_buffer", "_built", "_query", "_rows")
+    __slots__ = ("__weakref__", "_buffer", "_built", "_loaded", "_query", "_rows")
 
     def __init__(self, query: Query[T]) -> None:
         self._query = query
         self._rows: Iterator[tuple[str, Any]] | None = None
         self._buffer: deque[tuple[str, Any]] | None = None
         self._built: deque[Any] | None = None
+        #: ``prefetch``: the targets earlier batches loaded (collection -> pk -> document).
+        self._loaded: dict[str, dict[str, Any]] = {}
+
+    def _next_batch(self) -> None:
+        """With ``prefetch``: load the next batch of results and their references."""
+        rows = self._rows if self._rows is not None else self._start()
+        buffer = self._buffer
+        load = self._query._collection.load
+        built: deque[Any] = deque()
+        for _ in range(PREFETCH_BATCH):
+            if buffer:
+                pk, data = buffer.popleft()
+            else:
+                row = next(rows, None)
+                if row is None:
+                    break
+                pk, data = row
+            try:
+                built.append(load(pk, data))
+            except CorruptDocument as exc:
+                built.append(_Raise(exc))
+        self._prefetched(built)
+        self._built = built if built else deque()
+        if not built:
+            self._query = replace_prefetch(self._query)  # the end: no more batches
+
+    def _prefetched(self, built: deque[Any]) -> None:
+        q = self._query
+        if q._prefetch is not None and built:
+            paths, missing = q._prefetch
+            docs = [d for d in built if type(d) is not _Raise]
+            load_refs(q._collection.storage, docs, paths, missing, self._loaded)
 
     def _start(self) -> Iterator[tuple[str, Any]]:
         q = self._query
@@ -70,7 +114,10 @@ class _Results(Iterator[T]):
 
     def __next__(self) -> T:
         built = self._built
-        if built is not None:
+        if built is not None or self._query._prefetch is not None:
+            if not built and self._query._prefetch is not None:
+                self._next_batch()
+                built = self._built
             if not built:
                 raise StopIteration
             item = built.popleft()
@@ -112,7 +159,9 @@ class _Results(Iterator[T]):
                     built.append(load(pk, data))
                 except CorruptDocument as exc:
                     built.append(_Raise(exc))
+            self._prefetched(built)
             self._built = built
+            self._query = replace_prefetch(self._query)  # all read: nothing more to load
             return len(built)
 
     def close(self) -> None:
@@ -156,15 +205,19 @@ class Query(Generic[T]):
     time and streams the results.
     """
 
-    __slots__ = ("_collection", "_fresh", "_spec")
+    __slots__ = ("_collection", "_fresh", "_prefetch", "_spec")
 
     def __init__(self, collection: Collection[T], spec: QuerySpec | None = None) -> None:
         self._collection = collection
         self._spec = spec or QuerySpec()
         self._fresh: weakref.ref[_Results[T]] | None = None
+        #: ``prefetch()``'s reference paths and its ``missing``, or ``None``.
+        self._prefetch: tuple[tuple[Path, ...], Missing] | None = None
 
     def _with(self, **changes: Any) -> Query[T]:
-        return Query(self._collection, replace(self._spec, **changes))
+        q = Query(self._collection, replace(self._spec, **changes))
+        q._prefetch = self._prefetch
+        return q
 
     def _add(self, node: Node) -> Query[T]:
         if self._sliced:
@@ -227,6 +280,25 @@ class Query(Generic[T]):
             raise QueryError("cannot reorder a query once a slice has been taken")
         return self._with(order=tuple(order))
 
+    def prefetch(self, *paths: str, missing: Missing = "raise") -> Query[T]:
+        """Load the targets of these reference paths along with the results.
+
+        ``prefetch("author", "tags", "author__publisher")``: after each batch of
+        results, one read per target collection and depth loads the documents
+        referred to (``ref.doc``), shared within the result. A target that is gone
+        raises :class:`~doqu.NotFound` naming the dangling pks, or with
+        ``missing="none"`` leaves ``ref.doc`` as ``None``. Calling it again
+        replaces the paths.
+        """
+        model = self._collection.model
+        if model is None:
+            raise QueryError("prefetch() needs a query of a model (its references are typed)")
+        if missing not in ("raise", "none"):
+            raise QueryError(f"prefetch(missing=...) is 'raise' or 'none', not {missing!r}")
+        q = self._with()
+        q._prefetch = (prefetch_paths(model, paths), missing)
+        return q
+
     # ------------------------------------------------------------------ running
     def __iter__(self) -> Iterator[T]:
         results = _Results(self)
@@ -251,12 +323,12 @@ class Query(Generic[T]):
             report = on_corrupt
         else:
             raise ValueError(f"on_corrupt is 'raise', 'skip' or a callable, not {on_corrupt!r}")
-        collection = self._collection
-        collection.check_open()
-        load = collection.load
-        for pk, data in collection.select_stored(self._spec):
+        results = _Results(self)
+        while True:
             try:
-                doc = load(pk, data)
+                doc = next(results)
+            except StopIteration:
+                return
             except CorruptDocument as exc:
                 report(exc)
                 continue

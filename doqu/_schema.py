@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import collections.abc as abc
 import datetime
-import difflib
 import enum
 import functools
 import pathlib
@@ -28,7 +27,19 @@ from pydantic import BaseModel, PlainSerializer, PlainValidator, WrapSerializer,
 from pydantic.fields import FieldInfo
 
 from ._errors import QueryError
-from ._tree import LOOKUPS, UPDATE_OPERATORS, And, Cond, Node, Not, Or, Path, UpdateOp
+from ._refs import Ref
+from ._tree import (
+    LOOKUPS,
+    UPDATE_OPERATORS,
+    And,
+    Cond,
+    Node,
+    Not,
+    Or,
+    Path,
+    UpdateOp,
+    near_names,
+)
 
 __all__ = [
     "ANYTHING",
@@ -150,6 +161,8 @@ def _shape_of(annotation: Any) -> Shape:
         return Shape(label, free=True)
     if issubclass(cls, BaseModel):
         return Shape(label, frozenset({OBJECT}), models=(cls,))
+    if issubclass(cls, Ref):
+        return Shape(label, frozenset({STRING}))  # stored as the target's pk
     if issubclass(cls, enum.Enum):
         return Shape(label, _enum_kinds(cls))
     if issubclass(cls, bool):
@@ -196,11 +209,6 @@ def _field_shape(model: type[BaseModel], name: str, info: FieldInfo) -> Shape:
     ):
         return ANYTHING
     return _shape(info.annotation)
-
-
-def near_names(word: str, names: Iterable[str]) -> list[str]:
-    """The names closest to *word* (a typo's likely meaning), best first."""
-    return difflib.get_close_matches(word, list(names), n=3, cutoff=0.6)
 
 
 def _suggest(shown: list[str]) -> str:

@@ -32,6 +32,7 @@ from ._json import check_json, json_equal
 from ._mapping import MappingView
 from ._options import check_options, flag
 from ._query import Query
+from ._refs import Missing, load_refs, prefetch_paths
 from ._schema import check_node, fixed_kinds
 from ._tree import (
     And,
@@ -377,30 +378,84 @@ class Storage(ABC):
         )
 
     @overload
-    def get(self, target: type[D], pk: str) -> D: ...
+    def get(
+        self,
+        target: type[D],
+        pk: str,
+        *,
+        prefetch: Sequence[str] = (),
+        missing: Missing = "raise",
+    ) -> D: ...
     @overload
     def get(self, target: str, pk: str) -> dict[str, Any]: ...
-    def get(self, target: type[D] | str, pk: str) -> D | dict[str, Any]:
-        """The document stored under *pk*; ``NotFound`` (a ``KeyError``) if there is none."""
+    def get(
+        self,
+        target: type[D] | str,
+        pk: str,
+        *,
+        prefetch: Sequence[str] = (),
+        missing: Missing = "raise",
+    ) -> D | dict[str, Any]:
+        """The document stored under *pk*; ``NotFound`` (a ``KeyError``) if there is none.
+
+        ``prefetch=["author"]`` loads the targets of those reference paths too,
+        as :meth:`Query.prefetch` does (``missing`` likewise).
+        """
         info, model = self._coll(target)
+        paths = self._prefetch_paths(model, prefetch) if prefetch else ()
         found = self._fetch_one(info, check_pk(pk))
         if found is None:
             raise NotFound(info.name, [pk])
-        return encoding.load(model, info.name, pk, found)  # type: ignore[no-any-return]
+        doc = encoding.load(model, info.name, pk, found)
+        if paths:
+            load_refs(self, [doc], paths, missing)
+        return doc  # type: ignore[no-any-return]
 
     @overload
-    def get_many(self, target: type[D], pks: Iterable[str]) -> list[D]: ...
+    def get_many(
+        self,
+        target: type[D],
+        pks: Iterable[str],
+        *,
+        prefetch: Sequence[str] = (),
+        missing: Missing = "raise",
+    ) -> list[D]: ...
     @overload
     def get_many(self, target: str, pks: Iterable[str]) -> list[dict[str, Any]]: ...
-    def get_many(self, target: type[D] | str, pks: Iterable[str]) -> list[Any]:
-        """Documents in the order asked, in one query; ``NotFound`` naming every missing pk."""
+    def get_many(
+        self,
+        target: type[D] | str,
+        pks: Iterable[str],
+        *,
+        prefetch: Sequence[str] = (),
+        missing: Missing = "raise",
+    ) -> list[Any]:
+        """Documents in the order asked, in one query; ``NotFound`` naming every missing pk.
+
+        ``prefetch=[...]`` loads references as :meth:`get` does, one read per
+        target collection and depth for the whole list.
+        """
         info, model = self._coll(target)
+        paths = self._prefetch_paths(model, prefetch)
         wanted = [check_pk(pk) for pk in pks]
         found = self._fetch_stored(info, list(dict.fromkeys(wanted))) if wanted else {}
-        missing = [pk for pk in wanted if pk not in found]
-        if missing:
-            raise NotFound(info.name, missing)
-        return [encoding.load(model, info.name, pk, found[pk]) for pk in wanted]
+        missing_pks = [pk for pk in wanted if pk not in found]
+        if missing_pks:
+            raise NotFound(info.name, missing_pks)
+        docs = [encoding.load(model, info.name, pk, found[pk]) for pk in wanted]
+        if paths:
+            load_refs(self, docs, paths, missing)
+        return docs
+
+    @staticmethod
+    def _prefetch_paths(model: type[Document] | None, prefetch: Sequence[str]) -> tuple[Path, ...]:
+        if not prefetch:
+            return ()
+        if isinstance(prefetch, str):
+            raise QueryError("prefetch= takes a list of reference paths, e.g. prefetch=['author']")
+        if model is None:
+            raise QueryError("prefetch= needs a model (its references are typed)")
+        return prefetch_paths(model, prefetch)
 
     @overload
     def get_or_create(
@@ -649,6 +704,11 @@ class Collection(Generic[T]):
     def fetch(self, pks: Sequence[str]) -> dict[str, Data]:
         """The stored data of those *pks* that exist, in one round trip."""
         return self.storage._fetch(self.info, pks)
+
+    def fetch_stored(self, pks: Sequence[str]) -> dict[str, Any]:
+        """As :meth:`fetch`, each document as the backend stores it (data or JSON text,
+        which :meth:`load` takes as well)."""
+        return self.storage._fetch_stored(self.info, pks)
 
     def count(self, node: Node | None) -> int:
         """How many documents match *node* (``None``: all)."""

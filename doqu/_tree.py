@@ -6,6 +6,7 @@ that every backend receives a tree it can translate without checking again.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -33,6 +34,7 @@ __all__ = [
     "cond",
     "joined",
     "make_cond",
+    "near_names",
     "parse_collection_name",
     "parse_path",
     "parse_update",
@@ -210,6 +212,11 @@ def gathered(node: And | Or) -> tuple[Node, ...]:
     )
 
 
+def near_names(word: str, names: Iterable[str]) -> list[str]:
+    """The names closest to *word* (a typo's likely meaning), best first."""
+    return difflib.get_close_matches(word, list(names), n=3, cutoff=0.6)
+
+
 def parse_path(key: str, *, what: str = "field path") -> Path:
     """Split ``"a__b"`` or ``"a.b"`` into segments; each must be a plain identifier."""
     if not isinstance(key, str):
@@ -243,12 +250,20 @@ def _is_number(v: Any) -> bool:
 _ORDERABLE = "a number or a string"
 
 
+def _referred(value: Any) -> Any:
+    """A document or a ``Ref`` as an operand is its pk (``where(author=frank)``)."""
+    as_operand = getattr(type(value), "__doqu_operand__", None)
+    return value if as_operand is None else as_operand(value)
+
+
 def _check_operand(path: Path, lookup: str, raw: Any) -> Any:
     shown = "__".join(path)
     if lookup in ("in", "nin", "all", "any"):
         if isinstance(raw, (str, bytes, Mapping)) or not isinstance(raw, Iterable):
             raise QueryError(f"{shown}__{lookup} takes a list of values, not {raw!r}")
-        raw = list(raw)
+        raw = [_referred(v) for v in raw]
+    else:
+        raw = _referred(raw)
     value = to_json(raw, where=f"operand of {shown}__{lookup}")
     if lookup in ("gt", "gte", "lt", "lte"):
         if not (_is_number(value) or isinstance(value, str)):

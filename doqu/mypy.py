@@ -71,7 +71,13 @@ from mypy.nodes import (
     TypeInfo,
     Var,
 )
-from mypy.plugin import AttributeContext, ClassDefContext, MethodContext, Plugin
+from mypy.plugin import (
+    AttributeContext,
+    ClassDefContext,
+    MethodContext,
+    MethodSigContext,
+    Plugin,
+)
 from mypy.subtypes import is_subtype
 from mypy.typeops import make_simplified_union
 
@@ -142,6 +148,14 @@ class DoquPlugin(Plugin):
             return None  # a method for any field (``desc``, ``in_``, ``set``)
         return partial(_check_self, name=name, field=sym.node, bounds=bounds)
 
+    def get_method_signature_hook(
+        self, fullname: str
+    ) -> Callable[[MethodSigContext], FunctionLike] | None:
+        owner, _, name = fullname.rpartition(".")
+        if owner == FIELD and name in _REF_OPERANDS:
+            return partial(_reference_operands, iterable=name in ("in_", "nin"))
+        return None
+
     def get_customize_class_mro_hook(
         self, fullname: str
     ) -> Callable[[ClassDefContext], None] | None:
@@ -161,6 +175,33 @@ class DoquPlugin(Plugin):
         if sym is None or not isinstance(sym.node, TypeInfo):
             return ctx.default_attr_type
         return Instance(sym.node, [ctx.default_attr_type])
+
+
+# ------------------------------------------------------------ reference fields
+#: Field methods whose operand is a value of the field: on a ``Ref[X]`` field, also an X or a pk.
+_REF_OPERANDS: Final = frozenset({"__eq__", "__ne__", "in_", "nin"})
+REF: Final = "doqu._refs.Ref"
+
+
+def _reference_operands(ctx: MethodSigContext, *, iterable: bool) -> FunctionLike:
+    """``Book.author == frank``: a reference field takes its target, a ``Ref`` or a pk string."""
+    sig = ctx.default_signature
+    typ = get_proper_type(ctx.type)
+    if not (isinstance(typ, Instance) and typ.args and sig.arg_types):
+        return sig
+    declared = get_proper_type(typ.args[0])
+    items = declared.items if isinstance(declared, UnionType) else [declared]
+    widened: list[Type] = []
+    for item in map(get_proper_type, items):
+        widened.append(item)
+        if isinstance(item, Instance) and item.type.fullname == REF and item.args:
+            widened.extend([item.args[0], ctx.api.named_generic_type("builtins.str", [])])
+    if len(widened) == len(items):
+        return sig  # no reference in the declared type
+    operand: Type = make_simplified_union(widened)
+    if iterable:
+        operand = ctx.api.named_generic_type("typing.Iterable", [operand])
+    return sig.copy_modified(arg_types=[operand, *sig.arg_types[1:]])
 
 
 # ------------------------------------------------- methods for some fields only

@@ -25,6 +25,8 @@ EXPECTED_PUBLIC = {
     "Q",
     "Document",
     "Field",
+    "NotLoaded",
+    "Ref",
     "Sort",
     "UpdateOp",
     "field",

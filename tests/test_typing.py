@@ -308,8 +308,41 @@ def main() -> None:
         assert first.age == 36 and first.tags == ["x", "y"]
 
 
+
+class Writer(Document):
+    name: str
+
+
+class Novel(Document):
+    title: str
+    author: doqu.Ref[Writer]
+    editor: doqu.Ref[Writer] | None = None
+
+
+def references() -> None:
+    # A reference field compares with its target, a Ref or a pk; prefetch keeps the model.
+    with doqu.connect("memory://") as db:
+        frank = Writer(name="Frank")
+        frank.save(db)
+        Novel(title="Dune", author=frank).save(db)
+        q = Novel.objects(db)
+        assert_type(Novel.author, Field[doqu.Ref[Writer]])
+        assert_type(Novel.author == frank, Q)
+        assert_type(Novel.author == "pk", Q)
+        assert_type(Novel.editor == None, Q)  # noqa: E711
+        assert_type(Novel.author.in_([frank, "pk"]), Q)
+        assert_type(q.prefetch("author"), Query[Novel])
+        novel = q.where(Novel.author == frank).prefetch("author").first()
+        assert novel is not None
+        assert_type(novel.author, doqu.Ref[Writer])
+        assert_type(novel.author.pk, str)
+        assert_type(novel.author.doc, Writer | None)
+        assert novel.author.doc is not None and novel.author.doc.name == "Frank"
+        assert_type(db.get(Novel, str(novel.pk), prefetch=["author"]), Novel)
+
 if __name__ == "__main__":
     main()
+    references()
 """
 
 #: Every line marked ``# E`` must be an error with the plugin (and no other line).
@@ -355,6 +388,7 @@ def wrong(q: Query[Person]) -> None:
     Person.address.city.inc(1)  # E
     q.where(Person.age)  # E
     q.where(Person.age == "x")  # E
+    q.where(Person.name == 3)  # E
     # The types the expressions would have if Any leaked, or without the plugin.
     assert_type(Person.age, Any)  # E
     assert_type(Person.age, int)  # E

@@ -39,6 +39,7 @@ from .._json import (
     with_stored_datetimes,
 )
 from .._pk import new_pk, new_pks
+from .._refs import UNSAVED
 from ._plan import ALL_CHECKS, SavePlan, TextChecks, plan_of, save_plan
 from ._revalidate import as_is_nodes, revalidator
 
@@ -135,8 +136,19 @@ def _batch_pks(docs: Sequence[Any]) -> list[str]:
 
 
 def stored_dump(model: Any) -> Data:
-    """A validated model's stored data: pydantic's JSON form, datetimes in stored form."""
-    data: Data = with_stored_datetimes(model, model.model_dump(mode="json"))
+    """A validated model's stored data: pydantic's JSON form, datetimes in stored form.
+
+    A reference to a document that is not saved yet cannot be dumped (it has no
+    pk): that is an :class:`~doqu.InvalidDocument` saying so, nothing written.
+    """
+    try:
+        dumped = model.model_dump(mode="json")
+    except PydanticSerializationError as exc:
+        if UNSAVED in str(exc):
+            why = str(exc).split(": ", 2)[-1]  # pydantic's "Error calling function …: ValueError: "
+            raise InvalidDocument(f"{type(model).__name__}: {why}") from None
+        raise
+    data: Data = with_stored_datetimes(model, dumped)
     return data
 
 

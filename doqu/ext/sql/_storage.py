@@ -894,6 +894,13 @@ class SQLStorage(Storage):
 
     def _fetch_many(self, cur: Any, sql: dict[str, str], pks: Sequence[str]) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        if self.dialect == "postgresql":
+            # One array parameter: one statement text whatever the count (psycopg parses
+            # a long IN list on every call), and the text a model validates straight.
+            cur.execute(
+                f"SELECT pk, data::text FROM {sql['table']} WHERE pk = ANY(%s)", [list(pks)]
+            )
+            return dict(cur.fetchall())
         for i in range(0, len(pks), CHUNK):
             part = list(pks[i : i + CHUNK])
             cur.execute(

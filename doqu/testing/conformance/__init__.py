@@ -24,6 +24,8 @@ live in modules by subject:
 - :mod:`~doqu.testing.conformance.queries`: ``Q`` composition, ordering,
   slicing, ``count``/``exists``/``first``, ``values`` and ``Query.delete``;
 - :mod:`~doqu.testing.conformance.updates`: ``Query.update`` and its operators;
+- :mod:`~doqu.testing.conformance.references`: ``Ref[T]`` round trips, queries
+  by reference, ``prefetch`` (levels, lists, dangling targets, reads counted);
 - :mod:`~doqu.testing.conformance.expressions`: field expressions
   (``Person.age >= 30``) for every lookup, sort keys, ``values()`` and
   updates, and queries checked against the model;
@@ -118,6 +120,13 @@ from .queries import (
     test_values,
     test_where_chaining_and_where_not,
 )
+from .references import (
+    test_prefetch_costs_one_read_per_collection_and_depth,
+    test_prefetch_dangling_references,
+    test_prefetch_levels_lists_and_sharing,
+    test_queries_by_reference,
+    test_reference_round_trips,
+)
 from .storage import (
     test_clear_and_collections,
     test_close_then_use_raises,
@@ -158,7 +167,6 @@ __all__ = [
     "test_expressions_every_lookup",
     "test_expressions_mixed_order_values_update",
     "test_extra_fields",
-    "test_model_checked_queries",
     "test_generated_pks",
     "test_get_many",
     "test_get_or_create",
@@ -167,21 +175,27 @@ __all__ = [
     "test_icase_ascii_only",
     "test_in_nin",
     "test_invalid_documents",
-    "test_nested_models_validated_again",
     "test_invalid_operands",
     "test_lookup_named_fields",
     "test_matches",
     "test_matches_newline_and_end",
+    "test_model_checked_queries",
+    "test_nested_models_validated_again",
     "test_nested_paths",
     "test_nul_in_strings",
     "test_order_code_points",
     "test_order_mixed_kinds",
     "test_order_multi_key",
     "test_pk_path",
+    "test_prefetch_costs_one_read_per_collection_and_depth",
+    "test_prefetch_dangling_references",
+    "test_prefetch_levels_lists_and_sharing",
     "test_q_composition",
+    "test_queries_by_reference",
     "test_query_immutable",
     "test_query_model_vs_objects",
     "test_reconnect_and_flush",
+    "test_reference_round_trips",
     "test_save_and_get",
     "test_save_many",
     "test_size",
