@@ -72,7 +72,8 @@ class _Results(Iterator[T]):
         self._query = query
         self._rows: Iterator[tuple[str, Any]] | None = None
         self._buffer: deque[tuple[str, Any]] | None = None
-        self._built: deque[Any] | None = None
+        # With ``prefetch`` results are served from batches (an empty one asks for the next).
+        self._built: deque[Any] | None = deque() if query._prefetch is not None else None
         #: ``prefetch``: the targets earlier batches loaded (collection -> pk -> document).
         self._loaded: dict[str, dict[str, Any]] = {}
 
@@ -114,12 +115,14 @@ class _Results(Iterator[T]):
 
     def __next__(self) -> T:
         built = self._built
-        if built is not None or self._query._prefetch is not None:
-            if not built and self._query._prefetch is not None:
+        if built is not None:
+            if not built:
+                if self._query._prefetch is None:
+                    raise StopIteration
                 self._next_batch()
                 built = self._built
-            if not built:
-                raise StopIteration
+                if not built:
+                    raise StopIteration
             item = built.popleft()
             if type(item) is _Raise:
                 raise item.error
@@ -290,13 +293,8 @@ class Query(Generic[T]):
         ``missing="none"`` leaves ``ref.doc`` as ``None``. Calling it again
         replaces the paths.
         """
-        model = self._collection.model
-        if model is None:
-            raise QueryError("prefetch() needs a query of a model (its references are typed)")
-        if missing not in ("raise", "none"):
-            raise QueryError(f"prefetch(missing=...) is 'raise' or 'none', not {missing!r}")
         q = self._with()
-        q._prefetch = (prefetch_paths(model, paths), missing)
+        q._prefetch = (prefetch_paths(self._collection.model, paths, missing), missing)
         return q
 
     # ------------------------------------------------------------------ running

@@ -53,15 +53,22 @@ class Ref(Generic[T]):
         self._pk = pk
         self._doc = doc
 
+    def _saved_pk(self) -> str | None:
+        """The pk, read from the target instance once it is saved; ``None`` before."""
+        if self._pk is None and self._doc is not _NOT_LOADED and self._doc is not None:
+            self._pk = self._doc.pk
+        return self._pk
+
+    def _unsaved(self) -> str:
+        name = self._target.__name__
+        return f"the {name} referred to {UNSAVED}: save the {name} first"
+
     @property
     def pk(self) -> str:
         """The target's pk (a saved target's pk is read when the reference is)."""
-        pk = self._pk
-        if pk is None and self._doc is not _NOT_LOADED and self._doc is not None:
-            pk = self._pk = self._doc.pk
+        pk = self._saved_pk()
         if pk is None:
-            name = self._target.__name__
-            raise InvalidDocument(f"the {name} referred to {UNSAVED}: save the {name} first")
+            raise InvalidDocument(self._unsaved())
         return pk
 
     @property
@@ -138,12 +145,9 @@ class Ref(Generic[T]):
             )
 
         def serialize(ref: Ref[Any]) -> str:
-            pk = ref._pk
-            if pk is None and ref._doc is not _NOT_LOADED and ref._doc is not None:
-                pk = ref._pk = ref._doc.pk
-            if pk is None:
-                name = ref._target.__name__
-                raise ValueError(f"the {name} referred to {UNSAVED}: save the {name} first")
+            pk = ref._saved_pk()
+            if pk is None:  # pydantic wraps it; the encoder turns it into InvalidDocument
+                raise ValueError(ref._unsaved())
             return pk
 
         return core_schema.no_info_plain_validator_function(
@@ -180,12 +184,22 @@ def _resolved(target: Any) -> type[Any]:
 
 
 # ------------------------------------------------------------------ prefetch
-def prefetch_paths(model: type[BaseModel], paths: Sequence[str]) -> tuple[Path, ...]:
+def prefetch_paths(
+    model: type[BaseModel] | None, paths: Sequence[str], missing: Missing
+) -> tuple[Path, ...]:
     """Parse ``prefetch("author", "author__publisher", "tags")`` paths, checked on *model*.
 
     Each path must walk declared fields (embedded models, references' targets)
-    and end at a reference or a list of them; else ``QueryError`` says where.
+    and end at a reference or a list of them; *missing* is ``"raise"`` or
+    ``"none"``; else ``QueryError`` says what is wrong. The one check of
+    ``Query.prefetch`` and of the ``prefetch=`` of ``get``/``get_many``.
     """
+    if isinstance(paths, str):
+        raise QueryError("prefetch= takes a list of reference paths, e.g. prefetch=['author']")
+    if model is None:
+        raise QueryError("prefetch needs a query of a model (its references are typed)")
+    if missing not in ("raise", "none"):
+        raise QueryError(f"prefetch(missing=...) is 'raise' or 'none', not {missing!r}")
     if not paths:
         raise QueryError("prefetch() needs at least one reference path, e.g. prefetch('author')")
     parsed = tuple(dict.fromkeys(parse_path(p, what="prefetch path") for p in paths))
@@ -251,10 +265,9 @@ def load_refs(
     same object wherever it is referred to in this result. A path reaching no
     reference (a typo) raises ``QueryError``. *loaded* (collection → pk →
     document) carries what earlier batches of the same result loaded: those
-    targets are not read again, and stay the same objects.
+    targets are not read again, and stay the same objects. *paths* and
+    *missing* are checked by :func:`prefetch_paths`.
     """
-    if missing not in ("raise", "none"):
-        raise QueryError(f"prefetch(missing=...) is 'raise' or 'none', not {missing!r}")
     tree: dict[str, Any] = {}
     for path in paths:
         node = tree

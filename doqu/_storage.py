@@ -402,7 +402,7 @@ class Storage(ABC):
         as :meth:`Query.prefetch` does (``missing`` likewise).
         """
         info, model = self._coll(target)
-        paths = self._prefetch_paths(model, prefetch) if prefetch else ()
+        paths = prefetch_paths(model, prefetch, missing) if prefetch else ()
         found = self._fetch_one(info, check_pk(pk))
         if found is None:
             raise NotFound(info.name, [pk])
@@ -436,7 +436,7 @@ class Storage(ABC):
         target collection and depth for the whole list.
         """
         info, model = self._coll(target)
-        paths = self._prefetch_paths(model, prefetch)
+        paths = prefetch_paths(model, prefetch, missing) if prefetch else ()
         wanted = [check_pk(pk) for pk in pks]
         found = self._fetch_stored(info, list(dict.fromkeys(wanted))) if wanted else {}
         missing_pks = [pk for pk in wanted if pk not in found]
@@ -446,16 +446,6 @@ class Storage(ABC):
         if paths:
             load_refs(self, docs, paths, missing)
         return docs
-
-    @staticmethod
-    def _prefetch_paths(model: type[Document] | None, prefetch: Sequence[str]) -> tuple[Path, ...]:
-        if not prefetch:
-            return ()
-        if isinstance(prefetch, str):
-            raise QueryError("prefetch= takes a list of reference paths, e.g. prefetch=['author']")
-        if model is None:
-            raise QueryError("prefetch= needs a model (its references are typed)")
-        return prefetch_paths(model, prefetch)
 
     @overload
     def get_or_create(

@@ -184,10 +184,12 @@ def build(spec: Spec, leaf: Callable[[str, str, Any], Q]) -> Q:
     return leaf(*spec)
 
 
-def query_trees(max_leaves: int = 6) -> st.SearchStrategy[Node]:
-    """Random And/Or/Not trees over random conditions."""
+def query_trees(
+    max_leaves: int = 6, leaves: st.SearchStrategy[Cond] | None = None
+) -> st.SearchStrategy[Node]:
+    """Random And/Or/Not trees over random conditions (*leaves*: :func:`conditions`)."""
     return st.recursive(
-        conditions(),
+        conditions() if leaves is None else leaves,
         lambda children: st.one_of(
             st.lists(children, min_size=1, max_size=3).map(lambda c: And(tuple(c))),
             st.lists(children, min_size=1, max_size=3).map(lambda c: Or(tuple(c))),
@@ -198,9 +200,11 @@ def query_trees(max_leaves: int = 6) -> st.SearchStrategy[Node]:
 
 
 @st.composite
-def orders(draw: st.DrawFn) -> tuple[tuple[Path, bool], ...]:
-    """One or two sort keys, always ending with ``pk`` so the order is total."""
-    keys = draw(st.lists(st.sampled_from(("a", "b", "s", "n", "o.x", "nope")), max_size=2))
+def orders(
+    draw: st.DrawFn, fields: tuple[str, ...] = ("a", "b", "s", "n", "o.x", "nope")
+) -> tuple[tuple[Path, bool], ...]:
+    """One or two sort keys of *fields*, always ending with ``pk`` so the order is total."""
+    keys = draw(st.lists(st.sampled_from(fields), max_size=2))
     out = [(tuple(k.split(".")), draw(st.booleans())) for k in keys]
     out.append((("pk",), draw(st.booleans())))
     return tuple(out)
@@ -324,21 +328,9 @@ def typed_conditions(draw: st.DrawFn) -> Cond:
 
 def typed_trees(max_leaves: int = 6) -> st.SearchStrategy[Node]:
     """Random And/Or/Not trees over :func:`typed_conditions`."""
-    return st.recursive(
-        typed_conditions(),
-        lambda children: st.one_of(
-            st.lists(children, min_size=1, max_size=3).map(lambda c: And(tuple(c))),
-            st.lists(children, min_size=1, max_size=3).map(lambda c: Or(tuple(c))),
-            children.map(Not),
-        ),
-        max_leaves=max_leaves,
-    )
+    return query_trees(max_leaves, typed_conditions())
 
 
-@st.composite
-def typed_orders(draw: st.DrawFn) -> tuple[tuple[Path, bool], ...]:
+def typed_orders() -> st.SearchStrategy[tuple[tuple[Path, bool], ...]]:
     """One or two sort keys on :class:`Typed` paths, ending with ``pk``."""
-    keys = draw(st.lists(st.sampled_from(TYPED_NUMBERS + TYPED_STRINGS), max_size=2))
-    out = [(tuple(k.split(".")), draw(st.booleans())) for k in keys]
-    out.append((("pk",), draw(st.booleans())))
-    return tuple(out)
+    return orders(TYPED_NUMBERS + TYPED_STRINGS)
