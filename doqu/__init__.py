@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from ._async import AsyncMappingView, AsyncQuery, AsyncStorage, connect_async
 from ._document import Document
 from ._errors import (
     ConfigError,
@@ -29,6 +30,9 @@ from ._storage import Storage
 from ._tree import Q, UpdateOp
 
 __all__ = [
+    "AsyncMappingView",
+    "AsyncQuery",
+    "AsyncStorage",
     "ConfigError",
     "CorruptDocument",
     "Document",
@@ -47,6 +51,7 @@ __all__ = [
     "StorageError",
     "UpdateOp",
     "connect",
+    "connect_async",
     "field",
     "register_backend",
 ]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, overload
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic._internal._model_construction import ModelMetaclass
@@ -21,6 +21,7 @@ from ._tree import Path, near_names, parse_collection_name, parse_path
 if TYPE_CHECKING:
     from typing_extensions import Self
 
+    from ._async import AsyncQuery, AsyncStorage
     from ._query import Query
     from ._storage import Storage
 
@@ -139,9 +140,16 @@ class Document(BaseModel, metaclass=DocumentMeta):
         cls.__doqu_fields__ = {}
         register_document(cls)
 
+    @overload
     @classmethod
-    def objects(cls, db: Storage) -> Query[Self]:
-        """A query over this model's collection in *db* (same as ``db.query(cls)``)."""
+    def objects(cls, db: Storage) -> Query[Self]: ...
+    @overload
+    @classmethod
+    def objects(cls, db: AsyncStorage) -> AsyncQuery[Self]: ...
+    @classmethod
+    def objects(cls, db: Storage | AsyncStorage) -> Query[Self] | AsyncQuery[Self]:
+        """A query over this model's collection in *db* (same as ``db.query(cls)``);
+        on an async storage (:func:`doqu.connect_async`) an async query."""
         return db.query(cls)
 
     def __doqu_operand__(self) -> str:
@@ -153,10 +161,20 @@ class Document(BaseModel, metaclass=DocumentMeta):
             )
         return pk  # type: ignore[no-any-return]
 
-    def save(self, db: Storage) -> str:
-        """Insert or replace this document in *db*; returns (and sets) its pk."""
+    @overload
+    def save(self, db: Storage) -> str: ...
+    @overload
+    def save(self, db: AsyncStorage) -> Coroutine[Any, Any, str]: ...
+    def save(self, db: Storage | AsyncStorage) -> str | Coroutine[Any, Any, str]:
+        """Insert or replace this document in *db*; returns (and sets) its pk
+        (``await doc.save(adb)`` on an async storage)."""
         return db.save(self)
 
-    def delete(self, db: Storage) -> None:
-        """Delete this document from *db* (``NotFound`` if it is not stored)."""
-        db.delete(self)
+    @overload
+    def delete(self, db: Storage) -> None: ...
+    @overload
+    def delete(self, db: AsyncStorage) -> Coroutine[Any, Any, None]: ...
+    def delete(self, db: Storage | AsyncStorage) -> Coroutine[Any, Any, None] | None:
+        """Delete this document from *db* (``NotFound`` if it is not stored);
+        ``await doc.delete(adb)`` on an async storage."""
+        return db.delete(self)

@@ -30,6 +30,7 @@ from collections.abc import (
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, overload
 
+from ._bridge import rlock
 from ._document import Document
 from ._encoding import check_pk, checked_value, encode_model
 from ._errors import ConfigError, CorruptDocument, InvalidDocument, UnstorableValue
@@ -294,8 +295,10 @@ class _NoCache:
 class _VersionedCache(_NoCache):
     """Shared bookkeeping: which store version the local state is known to match."""
 
-    def __init__(self, version: Callable[[], Any], autosync: bool, ttl: float | None) -> None:
-        self.lock = threading.RLock()
+    def __init__(
+        self, version: Callable[[], Any], autosync: bool, ttl: float | None, asynchronous: bool
+    ) -> None:
+        self.lock = rlock(asynchronous)
         self._now = version
         self._autosync = autosync
         self._ttl = ttl
@@ -326,9 +329,14 @@ class _LRUCache(_VersionedCache):
     """The last *size* items read or written, each kept at most *ttl* seconds."""
 
     def __init__(
-        self, size: int, version: Callable[[], Any], autosync: bool, ttl: float | None
+        self,
+        size: int,
+        version: Callable[[], Any],
+        autosync: bool,
+        ttl: float | None,
+        asynchronous: bool,
     ) -> None:
-        super().__init__(version, autosync, ttl)
+        super().__init__(version, autosync, ttl, asynchronous)
         self._seen = version()
         self._size = size
         self._entries: OrderedDict[str, tuple[Any, float]] = OrderedDict()
@@ -403,8 +411,9 @@ class _MirrorCache(_VersionedCache):
         rows: Callable[[], Iterator[tuple[str, Any]]],
         autosync: bool,
         ttl: float | None,
+        asynchronous: bool,
     ) -> None:
-        super().__init__(version, autosync, ttl)
+        super().__init__(version, autosync, ttl, asynchronous)
         self._rows = rows
         #: The local copy; replaced whole on reload, so lock-free readers see a consistent dict.
         self.data: dict[str, Any] | None = None
@@ -531,7 +540,9 @@ class MappingView(MutableMapping[str, V]):
         if cache is None:
             self._cache = _NoCache()
         elif cache == "mirror":
-            mirror = _MirrorCache(self._store_version, self._stored_items, autosync, ttl)
+            mirror = _MirrorCache(
+                self._store_version, self._stored_items, autosync, ttl, self._storage.asynchronous
+            )
             self._cache = mirror
             if self._codec.native and not autosync and ttl is None:
                 # Reads as cheap as a dict's: the local copy's objects are handed
@@ -539,7 +550,9 @@ class MappingView(MutableMapping[str, V]):
                 mirror.shared = True
                 self._fast = mirror
         elif type(cache) is int and cache > 0:
-            self._cache = _LRUCache(cache, self._store_version, autosync, ttl)
+            self._cache = _LRUCache(
+                cache, self._store_version, autosync, ttl, self._storage.asynchronous
+            )
         else:
             raise ConfigError(f"cache= takes None, a positive int or 'mirror', not {cache!r}")
 

@@ -222,6 +222,14 @@ class Query(Generic[T]):
         q._prefetch = self._prefetch
         return q
 
+    def _rebind(self, collection: Collection[T]) -> Query[T]:
+        """This query over *collection* (the same one, prepared, for the async API)."""
+        if collection is self._collection:
+            return self
+        q = Query(collection, self._spec)
+        q._prefetch = self._prefetch
+        return q
+
     def _add(self, node: Node) -> Query[T]:
         if self._sliced:
             raise QueryError("cannot filter a query once a slice has been taken")
@@ -316,7 +324,7 @@ class Query(Generic[T]):
             yield from self
             return
         if on_corrupt == "skip":
-            report: Callable[[CorruptDocument], object] = _log_corrupt
+            report: Callable[[CorruptDocument], object] = log_corrupt
         elif callable(on_corrupt):
             report = on_corrupt
         else:
@@ -446,5 +454,5 @@ class Query(Generic[T]):
         return f"<Query {target} {self._spec}>"
 
 
-def _log_corrupt(exc: CorruptDocument) -> None:
+def log_corrupt(exc: CorruptDocument) -> None:
     log.warning("skipped corrupt document %r in %r: %s", exc.pk, exc.collection, exc.error)

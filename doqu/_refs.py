@@ -9,9 +9,10 @@ fetch per target collection and depth, never one per document.
 
 from __future__ import annotations
 
+import inspect
 import weakref
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, get_args
+from collections.abc import Coroutine, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, get_args, overload
 
 from pydantic import BaseModel
 from pydantic_core import core_schema
@@ -22,6 +23,7 @@ from ._tree import Path, near_names, parse_path
 if TYPE_CHECKING:
     from pydantic import GetCoreSchemaHandler
 
+    from ._async import AsyncStorage
     from ._document import Document
     from ._storage import Storage
 
@@ -91,9 +93,21 @@ class Ref(Generic[T]):
             )
         return self._doc
 
-    def fetch(self, db: Storage) -> T:
-        """Load the target from *db* (one ``get``; ``NotFound`` if it is gone) and keep it."""
-        doc = db.get(self._target, self.pk)
+    @overload
+    def fetch(self, db: Storage) -> T: ...
+    @overload
+    def fetch(self, db: AsyncStorage) -> Coroutine[Any, Any, T]: ...
+    def fetch(self, db: Storage | AsyncStorage) -> T | Coroutine[Any, Any, T]:
+        """Load the target from *db* (one ``get``; ``NotFound`` if it is gone) and keep it
+        (``await ref.fetch(adb)`` on an async storage)."""
+        got: Any = db.get(self._target, self.pk)
+        if inspect.iscoroutine(got):
+            return self._keep(got)
+        self._doc = got
+        return got  # type: ignore[no-any-return]
+
+    async def _keep(self, pending: Coroutine[Any, Any, T]) -> T:
+        doc = await pending
         self._doc = doc
         return doc
 

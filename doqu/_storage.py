@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -24,6 +23,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, overload
 
 from . import _encoding as encoding
+from ._bridge import ASYNC_DRIVERS, rlock
 from ._document import CollectionInfo, Document
 from ._encoding import check_pk, paused_gc
 from ._errors import DuplicateKey, NotFound, QueryError, StorageError
@@ -103,7 +103,11 @@ class Storage(ABC):
         self.closed = False
         self._infos: dict[str, CollectionInfo] = {}
         self._prepared: dict[str, CollectionInfo] = {}
-        self._prepare_lock = threading.Lock()
+        #: Opened for the async API (:func:`doqu.connect_async`): the backend uses async
+        #: drivers, awaited with :func:`doqu.backend.wait`, and every call runs in a
+        #: greenlet of the event loop's thread (see :mod:`doqu._bridge`).
+        self.asynchronous = ASYNC_DRIVERS.get()
+        self._prepare_lock = rlock(self.asynchronous)
         self._ready: dict[Any, tuple[CollectionInfo, type[Document] | None]] = {}
         self._handles: dict[Any, Collection[Any]] = {}
 
@@ -217,6 +221,13 @@ class Storage(ABC):
     def _reconnect(self) -> None:  # noqa: B027 - optional hook
         """Drop and reopen connections (default: nothing to reopen)."""
 
+    def _call_done(self, cancelled: bool) -> None:  # noqa: B027 - optional hook
+        """The async API finished one call (in its greenlet): give back what it held.
+
+        *cancelled*: it ended by ``CancelledError`` (or another ``BaseException``),
+        maybe inside a driver's round trip, so a connection it held may be mid-protocol.
+        """
+
     def _explain(self, coll: CollectionInfo, spec: QuerySpec) -> str:
         """What the backend would run for *spec* (SQL text, a Mongo filter, …)."""
         return repr(spec)
@@ -284,6 +295,22 @@ class Storage(ABC):
         ready = self._ready.get(target)
         if ready is not None and not self.closed:
             return ready
+        info, model = self._resolve(target)
+        with self._prepare_lock:
+            if self._prepared.get(info.name) != info:
+                self._prepare(info)
+                self._prepared[info.name] = info
+                self._infos[info.name] = info
+                # Another model may have added indexes: resolve every target again.
+                self._ready.clear()
+            if self._infos[info.name] == info:
+                self._ready[target] = (info, model)
+        return info, model
+
+    def _resolve(
+        self, target: type[Document] | str
+    ) -> tuple[CollectionInfo, type[Document] | None]:
+        """The collection of *target* and its model, without preparing it (no I/O)."""
         self._check_open()
         if isinstance(target, str):
             parse_collection_name(target)
@@ -296,15 +323,6 @@ class Storage(ABC):
             model = target
         else:
             raise TypeError(f"expected a Document subclass or a collection name, not {target!r}")
-        with self._prepare_lock:
-            if self._prepared.get(info.name) != info:
-                self._prepare(info)
-                self._prepared[info.name] = info
-                self._infos[info.name] = info
-                # Another model may have added indexes: resolve every target again.
-                self._ready.clear()
-            if self._infos[info.name] == info:
-                self._ready[target] = (info, model)
         return info, model
 
     # ------------------------------------------------------------- public API

@@ -13,12 +13,19 @@ This is the only core module the built-in backends (``doqu.ext.*``) and the
 command line import, besides the public ``doqu`` package itself: everything
 they use is here, so a third-party backend can do what a built-in one does.
 
+A backend that can serve the async API (:func:`doqu.connect_async`) reads
+:attr:`Storage.asynchronous` when it is built: it then opens async drivers and
+awaits their coroutines with :func:`wait`; :func:`rlock`, :func:`sleep` and
+:func:`local` are the thread primitives that would otherwise stall the event
+loop (see :mod:`doqu._bridge`).
+
 Everything here is covered by doqu's compatibility promise; the modules it
 comes from (``doqu._storage``, ``doqu._tree``, …) are not.
 """
 
 from __future__ import annotations
 
+from ._bridge import bridged, local, rlock, sleep, spawn, uncancelled, wait
 from ._document import CollectionInfo
 from ._encoding import check_pk
 from ._errors import (
@@ -112,6 +119,7 @@ __all__ = [
     "UpdateOp",
     "UpdateTypeError",
     "apply_update",
+    "bridged",
     "ascii_fold",
     "canonical",
     "check_json",
@@ -130,6 +138,7 @@ __all__ = [
     "good_key",
     "json_equal",
     "kind",
+    "local",
     "matches",
     "missing_driver",
     "parse_collection_name",
@@ -138,10 +147,15 @@ __all__ = [
     "query_options",
     "regex_replace_end_anchor",
     "resolve",
+    "rlock",
     "shown_url",
+    "sleep",
     "sort_key",
+    "spawn",
     "sort_rows",
     "strip_query",
+    "uncancelled",
     "unique_key",
     "unknown_option",
+    "wait",
 ]

@@ -29,7 +29,6 @@ import fcntl
 import json
 import os
 import secrets
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any, ClassVar, Final, TypeVar
@@ -59,6 +58,8 @@ from ..backend import (
     json_equal,
     parse_collection_name,
     resolve,
+    rlock,
+    sleep,
     sort_rows,
     unique_key,
 )
@@ -312,7 +313,7 @@ class TinyDBStorage(Storage):
         if self.read_only and not os.path.exists(self.path):
             raise ConfigError(f"{url}: no such TinyDB file (read_only)")
         self._directory = directory
-        self._lock = threading.RLock()
+        self._lock = rlock(self.asynchronous)
         self._state = _State()
         self._sig: Signature | None = _STALE
         self._pin: int | None = None  # fd of the file the view was read from (pins its inode)
@@ -430,7 +431,7 @@ class TinyDBStorage(Storage):
                     state.versions[name] = state.versions.get(name, 0) + 1
                 return result
             lock_fd = self._file_lock()
-            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            self._lock_file(lock_fd)
             try:
                 state = self._refresh()
                 result, touched = change(state)
@@ -442,6 +443,22 @@ class TinyDBStorage(Storage):
                 return result
             finally:
                 fcntl.flock(lock_fd, fcntl.LOCK_UN)
+
+    def _lock_file(self, fd: int) -> None:
+        """Take the exclusive lock on the lock file. For the async API, without blocking
+        the event loop: tried without waiting, then again after a sleep (1 ms doubling
+        to 50 ms) that lets the loop run, for as long as another process holds it."""
+        if not self.asynchronous:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return
+        delay = 0.001
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                sleep(delay)
+                delay = min(delay * 2, 0.05)
 
     def _read(self) -> _State:
         self._check_open()
@@ -607,7 +624,7 @@ class TinyDBStorage(Storage):
             if not self._journal:
                 return
             lock_fd = self._file_lock()
-            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            self._lock_file(lock_fd)
             try:
                 state = self._state
                 if self._stat() != self._sig:

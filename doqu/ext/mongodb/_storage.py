@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Container, Iterator, Mapping, Sequence
-from typing import Any, ClassVar, Final, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import pymongo
@@ -44,6 +44,7 @@ from ...backend import (
     json_equal,
     resolve,
     strip_query,
+    uncancelled,
 )
 from ._filters import (
     Filter,
@@ -63,6 +64,9 @@ from ._stored import (
     _to_mongo,
 )
 from ._updates import _IMMUTABLE_FIELD, _MISSED, _guard, _native_update
+
+if TYPE_CHECKING:
+    from ._aio import Facade
 
 T = TypeVar("T")
 #: Makes the ``DuplicateKey`` of a write from the server's duplicate key error.
@@ -132,8 +136,14 @@ class MongoStorage(Storage):
         #: Whether writes and version bumps share a transaction (asked on first write).
         self._transactions: bool | None = None
 
-    def _connect(self) -> pymongo.MongoClient[Data]:
+    def _connect(self) -> pymongo.MongoClient[Data] | Facade:
+        """A client; for the async API an ``AsyncMongoClient`` behind its sync interface
+        (it connects on first use, so nothing here waits)."""
         try:
+            if self.asynchronous:
+                from ._aio import Facade  # pymongo.asynchronous: pymongo 4.9 and later
+
+                return Facade(pymongo.AsyncMongoClient(self._client_url, **self._client_options))
             return pymongo.MongoClient(self._client_url, **self._client_options)
         except pymongo.errors.ConfigurationError as exc:
             raise ConfigError(f"bad MongoDB URL or option: {exc}") from exc
@@ -303,6 +313,15 @@ class MongoStorage(Storage):
                 coll, "save_many", lambda s: target.bulk_write(requests, session=s), clash=clash
             )
             return
+        # Several round trips: a cancelled task (async API) lets them finish first.
+        with uncancelled():
+            self._write_batch(coll, target, docs, clash)
+
+    def _write_batch(
+        self, coll: CollectionInfo, target: Any, docs: list[Data], clash: Clash
+    ) -> None:
+        """``save_many`` on a server without transactions: insert (or replace) all, and
+        undo what was written if a unique index refuses a document."""
         before: dict[str, Data] = {}
         if coll.unique:
             pks = list(dict.fromkeys(d["_id"] for d in docs))
@@ -509,6 +528,14 @@ class MongoStorage(Storage):
         return plans
 
     def _update_where(
+        self, coll: CollectionInfo, node: Node | None, ops: Sequence[UpdateOp], finalize: Finalize
+    ) -> int:
+        # Several round trips: a cancelled task (async API) lets them finish first, so
+        # none of its writes lands after the cancellation.
+        with uncancelled():
+            return self._update_matches(coll, node, ops, finalize)
+
+    def _update_matches(
         self, coll: CollectionInfo, node: Node | None, ops: Sequence[UpdateOp], finalize: Finalize
     ) -> int:
         """Validate every result first, then write the changes with native operators.

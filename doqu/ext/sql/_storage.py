@@ -16,7 +16,6 @@ import os
 import random
 import re
 import threading
-import time
 from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar, TypeVar
@@ -44,12 +43,16 @@ from ...backend import (
     encode_document,
     flag,
     json_equal,
+    local,
     missing_driver,
     query_options,
     resolve,
+    rlock,
     shown_url,
+    sleep,
     strip_query,
     unknown_option,
+    wait,
 )
 from ._dialects import (
     STRING_PREFIX,
@@ -149,6 +152,24 @@ def _engine_keywords(url: str) -> Container[str]:
         names |= {translate.get(k, k) for k in util.get_cls_kwargs(pool)}
     names |= set(util.get_cls_kwargs(sa.engine.Engine)) | set(_ENGINE_KEYWORDS)
     return names - {"dbapi", "dialect", "self"}
+
+
+#: The asyncio driver of each SQL backend for the async API (:func:`doqu.connect_async`).
+#: asyncmy over aiomysql for MariaDB/MySQL: about 2x the point reads and 5x the scan
+#: rate here (docs/architecture.rst, "Async"), same errors and wire protocol.
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+psycopg_async",
+    "mysql": "mysql+asyncmy",
+    "mariadb": "mariadb+asyncmy",
+}
+
+
+async def _copy_async(conn: Any, rows: Any) -> None:
+    """``COPY doqu_stage`` on psycopg's ``AsyncConnection`` (the transaction in progress)."""
+    async with conn.cursor() as cur, cur.copy("COPY doqu_stage (pk, data) FROM STDIN") as copy:
+        for row in rows:
+            await copy.write_row(row)
 
 
 def _table_name(name: str) -> str:
@@ -259,17 +280,36 @@ class SQLStorage(Storage):
                 raise ConfigError(f"MySQL/MariaDB URLs use PyMySQL (mysql+pymysql://), not {url!r}")
         elif backend != "sqlite":
             raise ConfigError(f"no SQL dialect for {url!r}")
+        if self.asynchronous:  # the same dialect, on its asyncio driver
+            sa_url = sa_url.set(drivername=_ASYNC_DRIVERS[backend])
         self.dialect = backend if backend != "mariadb" else "mysql"
         self.memory = backend == "sqlite" and sa_url.database in (None, "", ":memory:")
         if self.read_only and backend == "sqlite" and not self.memory:
             sa_url = self._read_only_file(sa_url)
         kwargs: dict[str, Any] = {"pool_pre_ping": True, **options}
+        if self.asynchronous:
+            # Each call checks a connection out: a ping, and a rollback when it goes back,
+            # would be two more round trips per call. Neither is needed: connections
+            # are in autocommit (a transaction ends itself), and a call that finds its
+            # connection dropped retries once on a new one (_run, _tx).
+            kwargs = {"pool_pre_ping": False, "pool_reset_on_return": None, **options}
+        if not self.asynchronous and not self.memory and "poolclass" not in options:
+            # Each thread keeps one connection for as long as it lives (a thread pool's
+            # workers, FastAPI's 40): the pool never makes one wait for another's.
+            kwargs.setdefault("max_overflow", -1)
         if self.memory:
             # One connection shared by every thread, or each would see its own empty database.
             kwargs.setdefault("poolclass", sa.pool.StaticPool)
             kwargs.setdefault("connect_args", {"check_same_thread": False})
         try:
-            self._engine = sa.create_engine(sa_url, **kwargs)
+            if self.asynchronous:
+                from sqlalchemy.ext.asyncio import create_async_engine
+
+                # Its sync engine runs doqu's one implementation; in the greenlet of each
+                # call, the adapted driver awaits through doqu.backend.wait.
+                self._engine = create_async_engine(sa_url, **kwargs).sync_engine
+            else:
+                self._engine = sa.create_engine(sa_url, **kwargs)
         except ModuleNotFoundError as exc:
             raise missing_driver(scheme, exc) from exc
         except (sa.exc.ArgumentError, TypeError) as exc:
@@ -281,12 +321,14 @@ class SQLStorage(Storage):
         self._dbapi: Any = self._engine.dialect.dbapi
         self._max_document = SQLITE_MAX_DOCUMENT if self.dialect == "sqlite" else PG_MAX_DOCUMENT
         event.listen(self._engine, "connect", self._on_connect)
-        self._local = threading.local()
+        # The connection in use: each thread keeps one (sync); each call checks one out
+        # of the pool and gives it back when it ends (async, see _call_done).
+        self._local = local(self.asynchronous)
         self._held: list[Any] = []
         self._held_lock = threading.Lock()
         # SQLite in memory has one connection: its transactions must not interleave.
         self._tx_lock: AbstractContextManager[Any] = (
-            threading.RLock() if self.memory else nullcontext()
+            rlock(self.asynchronous) if self.memory else nullcontext()
         )
         self._sql: dict[str, dict[str, str]] = {}
         self._meta_ready = False
@@ -365,10 +407,25 @@ class SQLStorage(Storage):
             except Exception as exc:
                 raise StorageError(f"cannot connect to {self._shown_url()}: {exc}") from exc
             self._local.fairy = fairy
+            if self.asynchronous:
+                return fairy.dbapi_connection  # given back by _call_done
             with self._held_lock:
                 self._held = [(t, f) for t, f in self._held if t.is_alive() and f.dbapi_connection]
                 self._held.append((threading.current_thread(), fairy))
         return fairy.dbapi_connection
+
+    def _call_done(self, cancelled: bool) -> None:
+        fairy = getattr(self._local, "fairy", None)
+        if fairy is None:
+            return
+        self._local.fairy = None
+        with contextlib.suppress(Exception):
+            if cancelled and self.dialect != "sqlite":
+                # Cancelled inside a round trip: the protocol state is unknown, so the
+                # connection is closed (the server rolls back) and the pool opens another.
+                fairy.invalidate()
+            else:
+                fairy.close()
 
     def _shown_url(self) -> str:
         return str(self._engine.url.render_as_string(hide_password=True))
@@ -379,7 +436,7 @@ class SQLStorage(Storage):
         for _, fairy in held:
             with contextlib.suppress(Exception):
                 fairy.close()
-        self._local = threading.local()
+        self._local = local(self.asynchronous)
 
     def _wrap(self, exc: BaseException, what: str, clash: Clash | None = None) -> BaseException:
         """Turn a driver error into a doqu error (the caller chains it).
@@ -465,13 +522,15 @@ class SQLStorage(Storage):
                     cur.execute("COMMIT")
                     return result
                 except BaseException as exc:
+                    if self._abandon(exc):
+                        raise
                     with contextlib.suppress(Exception):
                         cur.execute("ROLLBACK")
                     if not isinstance(exc, self._dbapi.Error):
                         raise
                     if self._conflict(exc) and conflicts < 10:
                         conflicts += 1
-                        time.sleep(random.uniform(0, 0.002 * 2**conflicts))
+                        sleep(random.uniform(0, 0.002 * 2**conflicts))
                         continue
                     err = self._wrap(exc, what, clash)
                     lost = getattr(self._local, "fairy", None) is None
@@ -488,6 +547,19 @@ class SQLStorage(Storage):
                 finally:
                     with contextlib.suppress(Exception):
                         cur.close()
+
+    def _abandon(self, exc: BaseException) -> bool:
+        """Async API, a server: a call cancelled inside a round trip leaves its connection
+        mid-protocol. It is closed, not rolled back (the server rolls the open
+        transaction back when the connection goes); whether this happened."""
+        if isinstance(exc, Exception) or not self.asynchronous or self.dialect == "sqlite":
+            return False
+        fairy = getattr(self._local, "fairy", None)
+        self._local.fairy = None
+        if fairy is not None:
+            with contextlib.suppress(Exception):
+                fairy.invalidate()
+        return True
 
     # -------------------------------------------------------------- statements
     def _translator(self, coll: CollectionInfo | None = None) -> Translator:
@@ -836,9 +908,12 @@ class SQLStorage(Storage):
             "CREATE TEMPORARY TABLE IF NOT EXISTS doqu_stage (pk text, data text)"
             " ON COMMIT DELETE ROWS"
         )
-        with cur.copy("COPY doqu_stage (pk, data) FROM STDIN") as copy:
-            for row in last.items():
-                copy.write_row(row)
+        if self.asynchronous:
+            wait(_copy_async(self._conn().driver_connection, last.items()))
+        else:
+            with cur.copy("COPY doqu_stage (pk, data) FROM STDIN") as copy:
+                for row in last.items():
+                    copy.write_row(row)
         table = sql["table"]
         cur.execute(
             f"INSERT INTO {table} (pk, data) SELECT pk, data::jsonb FROM doqu_stage"
@@ -962,13 +1037,21 @@ class SQLStorage(Storage):
         what_sql = "pk, data::text" if self.dialect == "postgresql" and not decode else "pk, data"
         sql, params = self._select_sql(coll, spec, what=what_sql)
         what = f"querying {coll.name!r}"
-        if self.dialect == "sqlite" or (spec.limit is not None and spec.limit <= FETCH_ALL_LIMIT):
-            if self.dialect != "sqlite":
-                rows = self._run(what, lambda c: (c.execute(sql, params), c.fetchall())[1])
-                if not decode:
-                    return iter(rows)
-                return iter([(pk, self._decode(raw)) for pk, raw in rows])
+        small = spec.limit is not None and spec.limit <= FETCH_ALL_LIMIT
+        if self.asynchronous:
+            # A call that holds its connection reads on it (a second one, from a pool
+            # that many such calls share, could never come); a stream has its own, as
+            # the call that opened it gives its connection back when it ends.
+            if not small and getattr(self._local, "fairy", None) is None:
+                return self._stream_server(sql, params, what, decode)
+            small = True
+        elif self.dialect == "sqlite":
             return self._stream_sqlite(sql, params, what, decode)
+        if small:
+            rows = self._run(what, lambda c: (c.execute(sql, params), c.fetchall())[1])
+            if not decode:
+                return iter(rows)
+            return iter([(pk, self._decode(raw)) for pk, raw in rows])
         return self._stream_server(sql, params, what, decode)
 
     def _stream_sqlite(
@@ -983,9 +1066,14 @@ class SQLStorage(Storage):
         return self._drain(cur, what, None, decode)
 
     def _drain(
-        self, cur: Any, what: str, finish: Callable[[], None] | None, decode: bool = True
+        self,
+        cur: Any,
+        what: str,
+        finish: Callable[[BaseException | None], None] | None,
+        decode: bool = True,
     ) -> Iterator[Row]:
         loads = json.loads
+        failed: BaseException | None = None
         try:
             while True:
                 try:
@@ -999,12 +1087,18 @@ class SQLStorage(Storage):
                     continue
                 for pk, raw in batch:
                     yield pk, (loads(raw) if isinstance(raw, (str, bytes)) else raw)
+        except GeneratorExit:  # closed early: the cursor and connection are fine
+            raise
+        except BaseException as exc:
+            failed = exc
+            raise
         finally:
             try:
-                cur.close()
+                if failed is None or isinstance(failed, Exception) or not self.asynchronous:
+                    cur.close()
             finally:
                 if finish is not None:
-                    finish()
+                    finish(failed)
 
     def _stream_server(
         self, sql: str, params: list[Any], what: str, decode: bool = True
@@ -1016,7 +1110,13 @@ class SQLStorage(Storage):
             raise StorageError(f"cannot connect to {self._shown_url()}: {exc}") from exc
         conn: Any = fairy.dbapi_connection
         try:
-            if self.dialect == "postgresql":
+            if self.asynchronous:  # the adapted drivers' cursors that fetch as they go
+                if self.dialect == "postgresql":
+                    conn.autocommit = False
+                    cur = conn.cursor(f"doqu_{id(fairy):x}")
+                else:
+                    cur = conn.cursor(server_side=True)
+            elif self.dialect == "postgresql":
                 conn.autocommit = False
                 cur = conn.cursor(name=f"doqu_{id(fairy):x}")
                 cur.itersize = 500
@@ -1026,14 +1126,18 @@ class SQLStorage(Storage):
                 cur = conn.cursor(pymysql.cursors.SSCursor)
             cur.execute(sql, params)
         except BaseException as exc:
-            self._finish_stream(fairy)
+            self._finish_stream(fairy, exc)
             if isinstance(exc, self._dbapi.Error):
                 raise StorageError(f"{what} failed: {exc}") from exc
             raise
-        return self._drain(cur, what, lambda: self._finish_stream(fairy), decode)
+        return self._drain(cur, what, lambda exc: self._finish_stream(fairy, exc), decode)
 
-    def _finish_stream(self, fairy: Any) -> None:
+    def _finish_stream(self, fairy: Any, exc: BaseException | None = None) -> None:
         conn = fairy.dbapi_connection
+        if exc is not None and not isinstance(exc, Exception) and self.asynchronous:
+            with contextlib.suppress(Exception):
+                fairy.invalidate()  # cancelled mid-fetch: see _abandon
+            return
         try:
             if self.dialect == "postgresql" and conn is not None:
                 conn.rollback()
