@@ -32,6 +32,10 @@ EXPECTED_PUBLIC = {
     "field",
     "connect",
     "register_backend",
+    "AsyncMappingView",
+    "AsyncQuery",
+    "AsyncStorage",
+    "connect_async",
 }
 
 

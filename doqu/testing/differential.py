@@ -25,6 +25,7 @@ from .._evaluator import apply_update, canonical, distinct, matches, sort_rows
 from .._json import check_json, json_equal
 from .._storage import Storage
 from .._tree import Node, Path, Q, UpdateOp
+from .aio import BlockingQuery, BlockingStorage
 from .strategies import (
     Fields,
     Spec,
@@ -68,9 +69,14 @@ def _load(db: Storage, docs: list[Doc]) -> Rows:
 
 
 def _query(db: Storage, node: Node) -> Any:
+    from .._async import AsyncQuery
     from .._query import Query
     from .._tree import QuerySpec
 
+    if isinstance(db, BlockingStorage):  # the async API's query of that tree
+        adb = db.storage
+        unbound = adb.query("diff").query
+        return BlockingQuery(db, AsyncQuery(adb, "diff", unbound._with(node=node)))
     return Query(db.collection("diff"), QuerySpec(node))
 
 
@@ -79,7 +85,8 @@ def _pks(items: Any) -> list[str]:
 
 
 def _scheme(db: Storage) -> str:
-    return db.url.split("://", 1)[0]
+    scheme = db.url.split("://", 1)[0]
+    return f"{scheme} (async)" if isinstance(db, BlockingStorage) else scheme
 
 
 def _values_key(values: list[Any]) -> list[str]:

@@ -17,6 +17,7 @@ from ..._document import Document
 from ..._errors import InvalidDocument, NotFound, NotLoaded, QueryError
 from ..._refs import Ref
 from ..._storage import Storage
+from ..aio import sync_storage
 from ._common import _pks
 
 
@@ -200,6 +201,7 @@ def _counting(db: Storage) -> Iterator[list[str]]:
     """Record each call of the backend's read primitives (the outermost only)."""
     calls: list[str] = []
     depth = [0]
+    db = sync_storage(db)  # through the async API: the backend storage doing the reads
     cls = type(db)
     originals = {name: cls.__dict__.get(name) for name in _CALLS}
 
