@@ -18,9 +18,10 @@ ALL_BACKENDS = ("sqlite", "postgresql", "mysql", "mongodb", "tinydb")
 
 def all_groups() -> list[Group]:
     """Every group of cases, in table order."""
-    from . import indexes, mapping, mongo, refs, rss, sql, tinydb_cases
+    from . import aio, indexes, mapping, mongo, refs, rss, sql, tinydb_cases
 
     sqlite_orjson, sqlite, postgresql, mysql = sql.GROUPS
+    aio_pg, aio_mongo, aio_codec = aio.GROUPS
     refs_sqlite, refs_sqlite_peer, refs_pg, refs_pg_peer = refs.GROUPS
     return [
         sqlite_orjson,
@@ -36,6 +37,9 @@ def all_groups() -> list[Group]:
         refs_pg_peer,
         mysql,
         rss.GROUPS[1],
+        aio_pg,
         *tinydb_cases.GROUPS,
         *mongo.GROUPS,
+        aio_mongo,
+        aio_codec,
     ]

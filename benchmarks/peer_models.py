@@ -12,6 +12,7 @@ __all__ = [
     "Decode",
     "Encode",
     "beanie_codec",
+    "beanie_person",
     "mongoengine_codec",
     "odmantic_codec",
     "sqlmodel_library",
@@ -64,6 +65,41 @@ def beanie_codec(dicts: list[dict[str, Any]]) -> tuple[list[Any], Encode, Decode
         return get_dict(doc, to_db=True, keep_nulls=True)  # what Document.insert() sends
 
     return docs, encode, BeaniePerson.model_validate
+
+
+_BEANIE_PERSON: Any = None
+
+
+def beanie_person() -> Any:
+    """Beanie's Document of the benchmark document for a server (defined once per process).
+
+    Its collection is ``beanie_people``, apart from doqu's ``bench_people`` in the same
+    database; ``init_beanie`` binds it to a client.
+    """
+    global _BEANIE_PERSON
+    if _BEANIE_PERSON is None:
+        import beanie
+        from pydantic import BaseModel
+
+        class BeanieServerAddress(BaseModel):
+            street: str
+            city: str
+            zip: str
+
+        class BeanieServerPerson(beanie.Document):
+            name: str
+            email: str
+            age: int
+            rank: int
+            active: bool
+            tags: list[str]
+            address: BeanieServerAddress
+
+            class Settings:
+                name = "beanie_people"
+
+        _BEANIE_PERSON = BeanieServerPerson
+    return _BEANIE_PERSON
 
 
 def odmantic_codec(dicts: list[dict[str, Any]]) -> tuple[list[Any], Encode, Decode]:
