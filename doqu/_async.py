@@ -11,6 +11,8 @@ same way: building a query is plain (no I/O), and its terminals are awaited.
 
 from __future__ import annotations
 
+import contextlib
+import weakref
 from collections.abc import (
     AsyncIterator,
     Callable,
@@ -90,6 +92,9 @@ class AsyncStorage:
         if not storage.asynchronous:
             raise TypeError("AsyncStorage wraps a storage opened by doqu.connect_async()")
         self.storage = storage
+        # Streams not read to their end: closed by close() if the event loop has not
+        # closed them yet (it does, soon after an ``async for`` is left).
+        self._streams: weakref.WeakSet[Any] = weakref.WeakSet()
 
     async def _run(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
         return await spawn(_finish, self.storage, fn, args, kwargs)
@@ -220,7 +225,13 @@ class AsyncStorage:
     async def close(self) -> None:
         """Flush and release everything; further use raises ``StorageError``."""
         if not self.storage.closed:
-            await self._run(self.storage.close)
+            await self._run(self._close)
+
+    def _close(self) -> None:
+        for stream in list(self._streams):
+            with contextlib.suppress(Exception):
+                stream.close()
+        self.storage.close()
 
     async def __aenter__(self) -> Self:
         self.storage._check_open()
@@ -317,6 +328,7 @@ class AsyncQuery(Generic[T]):
         run = self._db._run
         report = _reporter(on_corrupt)
         results = await run(lambda: iter(self._bound()))
+        self._db._streams.add(results)
         try:
             while True:
                 batch, error = await run(_take, results, STREAM_BATCH, report)
@@ -327,6 +339,7 @@ class AsyncQuery(Generic[T]):
                 if len(batch) < STREAM_BATCH:
                     return
         finally:
+            self._db._streams.discard(results)
             await run(results.close)  # type: ignore[attr-defined]  # a query's _Results
 
     async def to_list(self) -> list[T]:
@@ -416,6 +429,7 @@ class _Rows(Generic[T]):
         view = self._view
         run = view._db._run
         rows = await view._call(lambda v: iter(self._make(v)))
+        view._db._streams.add(rows)
         try:
             while True:
                 batch, _ = await run(_take, rows, STREAM_BATCH)
@@ -424,6 +438,7 @@ class _Rows(Generic[T]):
                 if len(batch) < STREAM_BATCH:
                     return
         finally:
+            view._db._streams.discard(rows)
             close = getattr(rows, "close", None)
             if close is not None:
                 await run(close)

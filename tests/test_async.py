@@ -217,3 +217,30 @@ def test_cancelled_task_gives_back_its_connection(tmp_path: Any) -> None:
         return int(db.storage._engine.pool.checkedout())  # type: ignore[attr-defined]
 
     assert run(f"sqlite:///{tmp_path}/c.db", body) == 0
+
+
+def test_leaving_async_for_early_gives_the_stream_back(db_url: str) -> None:
+    """``break`` out of ``async for``: the event loop closes the stream, its connection
+    goes back to the pool."""
+    if not db_url.startswith(("sqlite:///", "postgresql", "mysql")):
+        pytest.skip("no SQL connection pool on this backend")
+
+    async def body(db: AsyncStorage) -> list[int]:
+        await db.save_many([{"i": i} for i in range(3 * STREAM_BATCH)], collection="s")
+        lent = []
+        for _ in range(20):  # more streams than the pool has connections
+            async for doc in db.query("s"):
+                if doc["i"] >= 0:
+                    break
+            pool = db.storage._engine.pool  # type: ignore[attr-defined]
+            for _ in range(200):  # the loop runs the generator's aclose() soon after
+                if not pool.checkedout():
+                    break
+                await asyncio.sleep(0.01)
+            lent.append(int(pool.checkedout()))
+        # And one left open when the storage closes: close() closes it.
+        async for _ in db.query("s"):
+            break
+        return lent
+
+    assert run(db_url, body, pool_timeout=2) == [0] * 20
