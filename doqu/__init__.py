@@ -23,6 +23,7 @@ from ._errors import (
     StorageError,
 )
 from ._expr import Field, Sort, field
+from ._migrations import MigrationReport
 from ._query import Query
 from ._refs import Ref
 from ._registry import connect, register_backend
@@ -40,6 +41,7 @@ __all__ = [
     "DuplicateKey",
     "Field",
     "InvalidDocument",
+    "MigrationReport",
     "NotFound",
     "NotLoaded",
     "Q",

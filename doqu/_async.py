@@ -30,6 +30,7 @@ from ._document import Document
 from ._errors import CorruptDocument
 from ._expr import Field, Sort
 from ._mapping import MappingView
+from ._migrations import MigrationReport
 from ._query import OnCorrupt, Query, log_corrupt
 from ._refs import Missing
 from ._registry import connect
@@ -209,6 +210,12 @@ class AsyncStorage:
     async def collections(self) -> list[str]:
         """As :meth:`doqu.Storage.collections`."""
         return await self._run(self.storage.collections)
+
+    async def migrate(
+        self, model: type[Document], *, batch: int = 1000, dry_run: bool = False
+    ) -> MigrationReport:
+        """As :meth:`doqu.Storage.migrate`."""
+        return await self._run(self.storage.migrate, model, batch=batch, dry_run=dry_run)
 
     async def version(self, target: type[Document] | str) -> Any:
         """As :meth:`doqu.Storage.version`."""

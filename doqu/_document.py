@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, overload
@@ -17,6 +17,9 @@ from ._expr import model_field
 from ._refs import register_document
 from ._schema import Fixed
 from ._tree import Path, near_names, parse_collection_name, parse_path
+
+#: A migration: the stored dict of one version to the next.
+Upgrade = Callable[[dict[str, Any]], dict[str, Any]]
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -48,6 +51,18 @@ class CollectionInfo:
         indexes = self.indexes + tuple(i for i in other.indexes if i not in self.indexes)
         unique = self.unique + tuple(u for u in other.unique if u not in self.unique)
         return CollectionInfo(self.name, indexes, unique)
+
+
+def _migration_start(cls: type[Document], start: Any) -> int:
+    version = cls.__doqu_version__
+    if version is None:
+        raise QueryError(f"{cls.__name__} has migrations but no Meta.version")
+    if type(start) is not int or not 1 <= start < version:
+        raise QueryError(
+            f"{cls.__name__}: a migration starts from a version 1 to {version - 1}"
+            f" (Meta.version is {version}), not {start!r}"
+        )
+    return start
 
 
 def _snake(name: str) -> str:
@@ -126,6 +141,10 @@ class Document(BaseModel, metaclass=DocumentMeta):
 
     __doqu_collection__: ClassVar[CollectionInfo]
     __doqu_fields__: ClassVar[dict[str, FieldExpr[Any]]]
+    #: ``Meta.version`` (``None``: documents are not versioned).
+    __doqu_version__: ClassVar[int | None] = None
+    #: The upgrades by the version they start from.
+    __doqu_migrations__: ClassVar[dict[int, Upgrade]] = {}
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -138,7 +157,37 @@ class Document(BaseModel, metaclass=DocumentMeta):
         unique = tuple(_index_paths(u, where) for u in getattr(meta, "unique", ()) or ())
         cls.__doqu_collection__ = CollectionInfo(name, indexes, unique)
         cls.__doqu_fields__ = {}
+        version = getattr(meta, "version", None)
+        if version is None:
+            version = getattr(cls, "__doqu_version__", None)  # a subclass keeps its base's
+        elif type(version) is not int or version < 1:
+            raise QueryError(f"{where}.version is a positive int, not {version!r}")
+        cls.__doqu_version__ = version
+        steps = dict(getattr(cls, "__doqu_migrations__", {}))
+        for start, upgrade in dict(getattr(meta, "migrations", None) or {}).items():
+            steps[_migration_start(cls, start)] = upgrade
+        cls.__doqu_migrations__ = steps
         register_document(cls)
+
+    @classmethod
+    def migration(cls, from_version: int) -> Callable[[Upgrade], Upgrade]:
+        """Register ``fn(stored_dict) -> stored_dict`` upgrading a document of version
+        *from_version* to the next (see :doc:`changing-models`)::
+
+            @Person.migration(from_version=1)
+            def _split(doc: dict) -> dict:
+                doc["full_name"] = doc.pop("name")
+                return doc
+        """
+        start = _migration_start(cls, from_version)
+
+        def register(fn: Upgrade) -> Upgrade:
+            if not callable(fn):
+                raise TypeError(f"a migration is a function, not {fn!r}")
+            cls.__doqu_migrations__[start] = fn
+            return fn
+
+        return register
 
     @overload
     @classmethod
@@ -151,6 +200,19 @@ class Document(BaseModel, metaclass=DocumentMeta):
         """A query over this model's collection in *db* (same as ``db.query(cls)``);
         on an async storage (:func:`doqu.connect_async`) an async query."""
         return db.query(cls)
+
+    # Lifecycle hooks: override them (see doqu._hooks for where each fires).
+    def before_save(self) -> None:
+        """Called before this document is written (any write path); raise to refuse it."""
+
+    def after_save(self) -> None:
+        """Called once this document's write is acknowledged."""
+
+    def before_delete(self) -> None:
+        """Called before this (stored) document is deleted; raise to refuse it."""
+
+    def after_delete(self) -> None:
+        """Called once this document is deleted."""
 
     def __doqu_operand__(self) -> str:
         """As a query operand (``where(author=frank)``): this document's pk."""

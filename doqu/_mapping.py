@@ -34,6 +34,7 @@ from ._bridge import rlock
 from ._document import Document
 from ._encoding import check_pk, checked_value, encode_model
 from ._errors import ConfigError, CorruptDocument, InvalidDocument, UnstorableValue
+from ._hooks import has_hooks
 from ._json import MISSING, check_json
 from ._tree import QuerySpec
 
@@ -209,12 +210,15 @@ class _ModelCodec:
     def __init__(self, collection: Collection[Any], model: type[Document]) -> None:
         self.load: Callable[[str, Any], Any] = collection.load
         self.model = model
+        self.hooks = has_hooks(model, "save")
 
     def dump(self, value: Any) -> Any:
         if not isinstance(value, self.model):
             raise TypeError(
                 f"this view holds {self.model.__name__} instances, not {type(value).__name__}"
             )
+        if self.hooks:
+            value.before_save()
         return encode_model(value)
 
     def wrap(self, item: Any) -> dict[str, Any]:
@@ -225,6 +229,8 @@ class _ModelCodec:
 
     def stored(self, key: str, value: Any) -> None:
         value.__dict__["pk"] = key  # as Storage.save() does
+        if self.hooks:
+            value.after_save()
 
 
 def _make_codec(collection: Collection[Any], codec: Any, compress: bool) -> _Codec:
@@ -654,6 +660,9 @@ class MappingView(MutableMapping[str, V]):
             check_pk(key)
         except (TypeError, InvalidDocument):
             raise KeyError(key) from None
+        if has_hooks(self._collection.model, "delete"):  # the hooks need the document
+            self.pop(key)
+            return
         with self._cache.lock:
             if not self._collection.remove([key]):
                 raise KeyError(key)
@@ -687,10 +696,15 @@ class MappingView(MutableMapping[str, V]):
         """Remove *key* if it still holds *data*; its value, or ``MISSING`` if it changed."""
         value = self._codec.load(key, self._codec.unwrap(data))
         self._collection.check_writable("pop")
+        hooked = has_hooks(self._collection.model, "delete")
+        if hooked:
+            value.before_delete()
         with self._cache.lock:
             if not self._collection.swap(key, data, None):
                 return MISSING
             self._cache.wrote({key: MISSING})
+        if hooked:
+            value.after_delete()
         return value
 
     @overload

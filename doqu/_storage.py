@@ -28,8 +28,10 @@ from ._document import CollectionInfo, Document
 from ._encoding import check_pk, paused_gc
 from ._errors import DuplicateKey, NotFound, QueryError, StorageError
 from ._evaluator import apply_update, canonical, matches, resolve
+from ._hooks import delete_each, has_hooks, update_each
 from ._json import check_json, json_equal
 from ._mapping import MappingView
+from ._migrations import MigrationReport, migrate
 from ._options import check_options, flag
 from ._query import Query
 from ._refs import Missing, load_refs, prefetch_paths
@@ -342,6 +344,17 @@ class Storage(ABC):
         if self.read_only:
             self._check_writable("save_many")
         docs = list(docs)
+        hooked = [d for d in docs if isinstance(d, Document) and has_hooks(type(d), "save")]
+        for doc in hooked:
+            doc.before_save()  # all before anything is written: one that raises stops all
+        pks = self._save_many(docs, collection)
+        for doc in hooked:
+            doc.after_save()
+        return pks
+
+    def _save_many(
+        self, docs: list[Document | Mapping[str, Any]], collection: str | None
+    ) -> list[str]:
         if docs and isinstance(docs[0], Document):
             model = type(docs[0])
             if all(type(d) is model for d in docs):  # one model: the common case
@@ -508,6 +521,8 @@ class Storage(ABC):
             self._check_writable("get_or_create")  # found nothing: it would create
             merged = {**fields, **values}
             doc: Document | Data = model(**merged) if model is not None else merged
+            if isinstance(doc, Document) and has_hooks(model, "save"):
+                doc.before_save()  # (a creator that loses the race writes nothing)
             created[:] = [doc]
             pk, data = encoding.encode_one(doc)
             if given_pk is not None:
@@ -523,6 +538,8 @@ class Storage(ABC):
         doc = created[0]
         if isinstance(doc, Document):
             doc.__dict__["pk"] = pk
+            if has_hooks(model, "save"):
+                doc.after_save()
             return doc, True
         return encoding.load(None, info.name, pk, data), True
 
@@ -557,18 +574,26 @@ class Storage(ABC):
     def delete(self, target: type[Document] | str, pk: str) -> None: ...
     def delete(self, target: Document | type[Document] | str, pk: str | None = None) -> None:
         """Delete a document (or ``Model, pk`` / ``"name", pk``); ``NotFound`` if absent."""
+        doc: Document | None = None
         if isinstance(target, Document):
             if target.pk is None:
                 raise NotFound(type(target).__doqu_collection__.name, ["None"])
-            info, _ = self._coll(type(target))
+            info, model = self._coll(type(target))
             pk = target.pk
+            doc = target
         else:
-            info, _ = self._coll(target)
+            info, model = self._coll(target)
             if pk is None:
                 raise TypeError("delete() needs a pk with a model or collection name")
         self._check_writable("delete")
+        if has_hooks(model, "delete"):
+            if doc is None:
+                doc = self.get(model, pk)  # type: ignore[arg-type]  # NotFound if absent
+            doc.before_delete()
         if not self._remove(info, [check_pk(pk)]):
             raise NotFound(info.name, [pk])
+        if doc is not None and has_hooks(model, "delete"):
+            doc.after_delete()
 
     @overload
     def query(self, target: type[D]) -> Query[D]: ...
@@ -611,6 +636,19 @@ class Storage(ABC):
     def dict(self, target: type[D] | str, **options: Any) -> MappingView[Any]:
         """A ``MutableMapping`` view over one collection (see the mapping view guide)."""
         return MappingView(self.collection(target), **options)
+
+    def migrate(
+        self,
+        model: type[Document],
+        *,
+        batch: int = 1000,
+        dry_run: bool = False,
+        progress: Callable[[int], object] | None = None,
+    ) -> MigrationReport:
+        """Rewrite every stored document of *model* below its ``Meta.version`` at the
+        current version, in batches; resumable (see :func:`doqu._migrations.migrate`).
+        ``dry_run``: upgrade and validate each, write nothing."""
+        return migrate(self, model, batch=batch, dry_run=dry_run, progress=progress)
 
     def version(self, target: type[Document] | str) -> Any:
         """The collection's version token: it changes on every write, by any process."""
@@ -758,12 +796,16 @@ class Collection(Generic[T]):
         return self.storage._increment(self.info, pk, path, by)
 
     def delete_where(self, node: Node | None) -> int:
-        """Delete the matches; return how many."""
+        """Delete the matches; return how many (a model's delete hooks fire on each)."""
+        if has_hooks(self.model, "delete"):
+            return delete_each(self, node)
         return self.storage._delete_where(self._typed, node)
 
     def update_where(self, node: Node | None, ops: Sequence[UpdateOp]) -> int:
         """Apply update operators to each match atomically, each result validated by the
         model (if any) and checked before anything is written; how many changed."""
+        if has_hooks(self.model, "save"):
+            return update_each(self, node, tuple(ops))
         finalize = encoding.finalizer(self.model)
         return self.storage._update_where(self._typed, node, ops, finalize)
 

@@ -36,6 +36,7 @@ EXPECTED_PUBLIC = {
     "AsyncQuery",
     "AsyncStorage",
     "connect_async",
+    "MigrationReport",
 }
 
 

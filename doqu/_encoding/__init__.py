@@ -40,6 +40,7 @@ from .._json import (
 )
 from .._pk import new_pk, new_pks
 from .._refs import UNSAVED
+from .._versions import stamp, stamp_text, upgraded
 from ._plan import ALL_CHECKS, SavePlan, TextChecks, plan_of, save_plan
 from ._revalidate import as_is_nodes, revalidator
 
@@ -202,6 +203,9 @@ def sorted_rows(docs: Sequence[Any], max_bytes: int | None) -> list[Row] | None:
     datas = [stored(d) or stored(validate(d)) for d in docs]
     if None in datas:
         return None
+    model = type(docs[0])
+    if model.__doqu_version__ is not None:
+        datas = [stamp(model, d, sort=True) for d in datas]
     return list(zip(_batch_pks(docs), datas))
 
 
@@ -212,7 +216,11 @@ def load(model: type[Document] | None, collection: str, pk: str, data: Any) -> A
             data = json.loads(data)
         return {"pk": pk, **data}
     try:
-        if isinstance(data, (str, bytes)):
+        if model.__doqu_version__ is not None:  # an older document is upgraded first
+            doc = model.__pydantic_validator__.validate_python(
+                upgraded(model, collection, pk, data)
+            )
+        elif isinstance(data, (str, bytes)):
             doc = model.__pydantic_validator__.validate_json(data)
         else:
             doc = model.__pydantic_validator__.validate_python(data)
@@ -227,7 +235,12 @@ def finalizer(model: type[Document] | None) -> Finalize:
 
     def finalize(data: Data) -> Data:
         if model is not None:
-            data = stored_dump(model.model_validate(data))
+            if model.__doqu_version__ is not None:  # stored older: upgraded, then updated
+                name = model.__doqu_collection__.name
+                current = upgraded(model, name, "(being updated)", data)
+                data = stamp(model, stored_dump(model.model_validate(current)))
+            else:
+                data = stored_dump(model.model_validate(data))
         check_stored_keys(data)
         return check_json(data)  # type: ignore[no-any-return]
 
@@ -245,8 +258,24 @@ def encode_rows(docs: Sequence[Document | Mapping[str, Any]], *, text: bool) -> 
 
     Models are validated again (they may have been changed since) and
     serialized by pydantic; one scan of the whole batch's JSON text stands
-    for :func:`check_json` unless it finds something to look at closely.
+    for :func:`check_json` unless it finds something to look at closely. A
+    versioned model's documents carry its version (:mod:`doqu._migrations`).
     """
+    rows = _encode_rows(docs, text)
+    if any(m.__doqu_version__ is not None for m in _models(docs)):
+        mark = stamp_text if text else stamp
+        rows = [
+            (pk, mark(type(doc), item)) if isinstance(doc, Document) else (pk, item)
+            for doc, (pk, item) in zip(docs, rows)
+        ]
+    return rows
+
+
+def _models(docs: Sequence[Any]) -> set[type[Document]]:
+    return {type(d) for d in docs if isinstance(d, Document)}
+
+
+def _encode_rows(docs: Sequence[Document | Mapping[str, Any]], text: bool) -> list[Any]:
     fast = _encode_same_model(docs, text)
     if fast is not None:
         return fast

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _demo, _dict, _queries, _transfer  # noqa: F401 - they register the commands
+from . import _demo, _dict, _migrate, _queries, _transfer  # noqa: F401 - they register the commands
 from ._app import cli
 
 __all__ = ["cli", "main"]

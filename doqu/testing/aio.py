@@ -126,6 +126,9 @@ class BlockingStorage:
     def collections(self) -> list[str]:
         return self.run(self.storage.collections())
 
+    def migrate(self, model: Any, **options: Any) -> Any:
+        return self.run(self.storage.migrate(model, **options))
+
     def version(self, target: Any) -> Any:
         return self.run(self.storage.version(target))
 

@@ -29,6 +29,10 @@ live in modules by subject:
 - :mod:`~doqu.testing.conformance.expressions`: field expressions
   (``Person.age >= 30``) for every lookup, sort keys, ``values()`` and
   updates, and queries checked against the model;
+- :mod:`~doqu.testing.conformance.hooks`: lifecycle hooks, each write path
+  and hook exactly once per document, and a hook that raises stopping the write;
+- :mod:`~doqu.testing.conformance.versions`: schema versions, upgrades on
+  read, ``migrate``, documents newer than the model;
 - :mod:`~doqu.testing.conformance.errors`: bad operands, hostile field names
   and values, overflowing updates.
 
@@ -90,6 +94,11 @@ from .expressions import (
     test_expressions_mixed_order_values_update,
     test_model_checked_queries,
 )
+from .hooks import (
+    test_a_hook_that_raises_stops_the_write,
+    test_hooks_fire_once_per_document_on_every_write_path,
+    test_what_before_save_sets_is_written,
+)
 from .lookups import (
     test_all_any,
     test_between,
@@ -145,8 +154,19 @@ from .updates import (
     test_update_set_unset,
     test_update_validation_nothing_written,
 )
+from .versions import (
+    test_a_document_newer_than_the_model_is_refused,
+    test_migrate_rewrites_older_documents_once,
+    test_older_documents_are_upgraded_on_read,
+)
 
 __all__ = [
+    "test_a_document_newer_than_the_model_is_refused",
+    "test_migrate_rewrites_older_documents_once",
+    "test_older_documents_are_upgraded_on_read",
+    "test_a_hook_that_raises_stops_the_write",
+    "test_hooks_fire_once_per_document_on_every_write_path",
+    "test_what_before_save_sets_is_written",
     "test_all_any",
     "test_between",
     "test_case_distinct_pks",
