@@ -53,6 +53,14 @@ class CollectionInfo:
         return CollectionInfo(self.name, indexes, unique)
 
 
+def _fire(doc: Document, name: str) -> None:
+    """Run the functions registered (``Model.hook(name)``) for *doc*'s class."""
+    from ._hooks import functions
+
+    for fn in functions(type(doc), name):
+        fn(doc)
+
+
 def _migration_start(cls: type[Document], start: Any) -> int:
     version = cls.__doqu_version__
     if version is None:
@@ -201,18 +209,42 @@ class Document(BaseModel, metaclass=DocumentMeta):
         on an async storage (:func:`doqu.connect_async`) an async query."""
         return db.query(cls)
 
-    # Lifecycle hooks: override them (see doqu._hooks for where each fires).
+    # Lifecycle hooks: override them, or register functions with hook() (see
+    # doqu._hooks for where each fires). The defaults call the registered functions.
     def before_save(self) -> None:
         """Called before this document is written (any write path); raise to refuse it."""
+        _fire(self, "before_save")
 
     def after_save(self) -> None:
         """Called once this document's write is acknowledged."""
+        _fire(self, "after_save")
 
     def before_delete(self) -> None:
         """Called before this (stored) document is deleted; raise to refuse it."""
+        _fire(self, "before_delete")
 
     def after_delete(self) -> None:
         """Called once this document is deleted."""
+        _fire(self, "after_delete")
+
+    @classmethod
+    def hook(cls, name: str) -> Callable[[Callable[[Any], object]], Callable[[Any], object]]:
+        """Register ``fn(doc)`` to run as the hook *name* (``"before_save"``,
+        ``"after_save"``, ``"before_delete"``, ``"after_delete"``) of this model and
+        its subclasses, after any registered before it. A model that overrides
+        the method runs them when it calls ``super()``'s."""
+        from ._hooks import HOOKS, registered
+
+        if name not in HOOKS:
+            raise ValueError(f"no hook {name!r}: one of {', '.join(HOOKS)}")
+
+        def register(fn: Callable[[Any], object]) -> Callable[[Any], object]:
+            if not callable(fn):
+                raise TypeError(f"a hook is a function, not {fn!r}")
+            registered(cls, name, fn)
+            return fn
+
+        return register
 
     def __doqu_operand__(self) -> str:
         """As a query operand (``where(author=frank)``): this document's pk."""

@@ -97,6 +97,7 @@ from .expressions import (
 from .hooks import (
     test_a_hook_that_raises_stops_the_write,
     test_hooks_fire_once_per_document_on_every_write_path,
+    test_registered_hook_functions,
     test_what_before_save_sets_is_written,
 )
 from .lookups import (
@@ -166,6 +167,7 @@ __all__ = [
     "test_older_documents_are_upgraded_on_read",
     "test_a_hook_that_raises_stops_the_write",
     "test_hooks_fire_once_per_document_on_every_write_path",
+    "test_registered_hook_functions",
     "test_what_before_save_sets_is_written",
     "test_all_any",
     "test_between",

@@ -149,3 +149,32 @@ def test_a_hook_that_raises_stops_the_write(db: Storage) -> None:
     finally:
         Hooked.refuse = set()
         CALLS.clear()
+
+
+class Logged(Document):
+    text: str
+
+    class Meta:
+        collection = "logged"
+
+
+@Logged.hook("before_save")
+def _stamp(doc: Logged) -> None:
+    CALLS.append(("before_save", doc.text))
+
+
+@Logged.hook("after_delete")
+def _gone(doc: Logged) -> None:
+    CALLS.append(("after_delete", doc.pk))
+
+
+def test_registered_hook_functions(db: Storage) -> None:
+    """Functions registered with ``Model.hook(name)`` fire as the methods do."""
+    CALLS.clear()
+    db.save_many([Logged(pk="a", text="x"), Logged(pk="b", text="y")])
+    assert db.query(Logged).where(text="x").update(text="z") == 1
+    assert db.query(Logged).delete() == 2
+    saves = [("before_save", "x"), ("before_save", "y"), ("before_save", "z")]
+    assert CALLS[:3] == saves  # in the order written; deletions in any order
+    assert sorted(CALLS[3:]) == [("after_delete", "a"), ("after_delete", "b")]
+    CALLS.clear()
