@@ -22,6 +22,7 @@ import pytest
 
 import doqu
 from doqu import AsyncStorage, StorageError
+from doqu.testing import servers
 
 from .conftest import count, fresh_url
 from .test_concurrency import PROCESSES, _race
@@ -223,3 +224,52 @@ def test_a_connection_killed_mid_async_stream_raises_and_recovers(
     raised = int(outcome == "StorageError")
     count("async", sql_server, streams_killed=1, streams_raised=raised, streams_cut_silently=0)
     assert lent == 0
+
+
+@pytest.fixture
+def mongo_restartable() -> Iterator[servers.MongoServer]:
+    try:
+        server = servers.MongoServer()
+        server.start()
+    except RuntimeError as exc:
+        servers.unavailable(f"no MongoDB-protocol server: {exc}")
+        raise
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.mark.slow
+def test_a_mongodb_server_killed_mid_async_stream_raises_and_recovers(
+    mongo_restartable: servers.MongoServer,
+) -> None:
+    server = mongo_restartable
+    url = f"{server.url}stream?serverSelectionTimeoutMS=1000&journal=true"
+    total = 3000
+    pad = "x" * 12_000  # 36 MB in all: more than one 16 MB batch of the cursor
+
+    async def body(db: AsyncStorage) -> str:
+        docs = [{"pk": f"r{i:05d}", "i": i, "pad": pad} for i in range(total)]
+        for start in range(0, total, 500):
+            await db.save_many(docs[start : start + 500], collection="s")
+        seen = 0
+        outcome = "complete"
+        try:
+            async for _ in db.query("s").order_by("i"):
+                seen += 1
+                if seen == 10:
+                    server.stop(kill=True)  # the cursor's next batch has nowhere to come from
+        except StorageError as exc:
+            assert exc.__cause__ is not None
+            outcome = "StorageError"
+        assert outcome == "StorageError" or seen == total, f"stream ended silently at {seen}"
+        with pytest.raises(StorageError):
+            await db.query("s").count()  # down: an error, never an answer
+        server.start()
+        assert await db.query("s").count() == total  # and back, with every document
+        return outcome
+
+    outcome = _run(url, body)
+    count("async", "mongodb", streams_killed=1, streams_raised=int(outcome == "StorageError"))
+    assert outcome == "StorageError"
