@@ -228,10 +228,11 @@ def test_a_connection_killed_mid_async_stream_raises_and_recovers(
 
 @pytest.fixture
 def mongo_restartable() -> Iterator[servers.MongoServer]:
+    server = servers.MongoServer()
     try:
-        server = servers.MongoServer()
         server.start()
     except RuntimeError as exc:
+        server.close()  # its log file too
         servers.unavailable(f"no MongoDB-protocol server: {exc}")
         raise
     try:
