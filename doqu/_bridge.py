@@ -153,12 +153,13 @@ class _TaskRLock:
     would either let them all in (``RLock``) or stop the loop (``Lock``).
     """
 
-    __slots__ = ("_depth", "_lock", "_owner")
+    __slots__ = ("_depth", "_held", "_lock", "_owner")
 
     def __init__(self) -> None:
         self._lock = asyncio.Lock()
         self._owner: Any = None
         self._depth = 0
+        self._held = False  # whether the owner took the asyncio lock (it waited as a task)
 
     def __enter__(self) -> bool:
         me = getcurrent()
@@ -167,16 +168,20 @@ class _TaskRLock:
             return True
         if bridged():
             wait(self._lock.acquire())
-        elif self._lock.locked():  # pragma: no cover - a sync call on an async storage
-            raise RuntimeError("an async storage was used outside its event loop")
-        self._owner, self._depth = me, 1
+            held = True
+        elif self._lock.locked() or self._owner is not None:
+            raise RuntimeError("an async storage was used outside its event loop's calls")
+        else:
+            held = False
+        self._owner, self._depth, self._held = me, 1, held
         return True
 
     def __exit__(self, *exc: object) -> None:
         self._depth -= 1
         if not self._depth:
             self._owner = None
-            if self._lock.locked():
+            if self._held:
+                self._held = False
                 self._lock.release()
 
 

@@ -244,3 +244,25 @@ def test_leaving_async_for_early_gives_the_stream_back(db_url: str) -> None:
         return lent
 
     assert run(db_url, body, pool_timeout=2) == [0] * 20
+
+
+def test_a_task_lock_makes_other_tasks_wait() -> None:
+    """``doqu.backend.rlock(True)``: held across a round trip by one call, the other
+    calls' tasks wait for it (a thread lock would let them all in, or stop the loop)."""
+    from doqu.backend import rlock, spawn, wait
+
+    lock = rlock(True)
+    order: list[str] = []
+
+    def call(name: str) -> None:
+        with lock:
+            with lock:  # reentrant within one call
+                order.append(f"{name} in")
+                wait(asyncio.sleep(0.01))  # a round trip while holding it
+                order.append(f"{name} out")
+
+    async def main() -> None:
+        await asyncio.gather(*(spawn(call, n) for n in "abc"))
+
+    asyncio.run(main())
+    assert order == ["a in", "a out", "b in", "b out", "c in", "c out"]
