@@ -344,7 +344,11 @@ class Storage(ABC):
         if self.read_only:
             self._check_writable("save_many")
         docs = list(docs)
-        hooked = [d for d in docs if isinstance(d, Document) and has_hooks(type(d), "save")]
+        models = {type(d) for d in docs}  # one, mostly: the hooks are looked up per model
+        with_hooks = {m for m in models if issubclass(m, Document) and has_hooks(m, "save")}
+        hooked: list[Document] = (
+            [d for d in docs if type(d) in with_hooks] if with_hooks else []  # type: ignore[misc]
+        )
         for doc in hooked:
             doc.before_save()  # all before anything is written: one that raises stops all
         pks = self._save_many(docs, collection)

@@ -271,8 +271,8 @@ def encode_rows(docs: Sequence[Document | Mapping[str, Any]], *, text: bool) -> 
     return rows
 
 
-def _models(docs: Sequence[Any]) -> set[type[Document]]:
-    return {type(d) for d in docs if isinstance(d, Document)}
+def _models(docs: Sequence[Any]) -> list[type[Document]]:
+    return [m for m in {type(d) for d in docs} if issubclass(m, Document)]
 
 
 def _encode_rows(docs: Sequence[Document | Mapping[str, Any]], text: bool) -> list[Any]:
