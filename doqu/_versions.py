@@ -13,6 +13,7 @@ document of a *newer* version than the model is a
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -57,7 +58,9 @@ def stamp_text(model: type[Any] | None, text: str) -> str:
 def upgraded(model: type[Document], collection: str, pk: str, stored: Any) -> Data:
     """The stored document (data or JSON text) as the model's current version, not
     yet validated: its upgrades run, its version key removed."""
-    data: Data = json.loads(stored) if isinstance(stored, (str, bytes)) else dict(stored)
+    # A copy: an upgrade may change nested values in place, and the caller may still
+    # need what is stored (migrate compares against it when it writes).
+    data: Data = json.loads(stored) if isinstance(stored, (str, bytes)) else copy.deepcopy(stored)
     current = version_of(model)
     assert current is not None
     at = data.pop(VERSION_KEY, 1)

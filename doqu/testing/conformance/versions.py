@@ -33,6 +33,7 @@ def _rename(doc: dict[str, Any]) -> dict[str, Any]:
 @Member.migration(from_version=2)
 def _age(doc: dict[str, Any]) -> dict[str, Any]:
     doc.setdefault("age", 0)
+    doc.get("extra", {}).pop("old", None)  # in place, inside a nested value
     return doc
 
 
@@ -44,7 +45,7 @@ def _tags(doc: dict[str, Any]) -> dict[str, Any]:
 
 STORED: list[dict[str, Any]] = [  # as models of versions 1, 2 and 3 left them (v1: none)
     {"pk": "v1", "name": "Ann"},
-    {"pk": "v2", "full_name": "Bo", "_v": 2},
+    {"pk": "v2", "full_name": "Bo", "extra": {"old": 1}, "_v": 2},
     {"pk": "v3", "full_name": "Cy", "age": 30, "tag_text": "a, b", "_v": 3},
 ]
 EXPECTED = {
