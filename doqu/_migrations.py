@@ -21,7 +21,10 @@ if TYPE_CHECKING:
     from ._document import Document
     from ._storage import Storage
 
-__all__ = ["MigrationReport", "migrate"]
+__all__ = ["MAX_ATTEMPTS", "MigrationReport", "migrate"]
+
+#: Writes tried per document while other writers keep changing it.
+MAX_ATTEMPTS = 20
 
 
 @dataclass
@@ -76,7 +79,7 @@ def migrate(
         if not rows:
             return report
         for pk, data in rows:
-            while True:
+            for _attempt in range(MAX_ATTEMPTS):
                 if data.get(VERSION_KEY, 1) == current:
                     report.current += 1
                     break
@@ -93,6 +96,8 @@ def migrate(
                 if again is None:
                     break  # deleted meanwhile
                 data = again
+            else:
+                report.failed.append((pk, "another writer kept changing it; run migrate again"))
         seen += len(rows)
         last = rows[-1][0]
         if progress is not None:
