@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Callable, Coroutine, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -55,10 +56,53 @@ class CollectionInfo:
 
 def _fire(doc: Document, name: str) -> None:
     """Run the functions registered (``Model.hook(name)``) for *doc*'s class."""
-    from ._hooks import functions
-
     for fn in functions(type(doc), name):
         fn(doc)
+
+
+# ------------------------------------------------------------------ hooks registry
+HOOKS = ("before_save", "after_save", "before_delete", "after_delete")
+
+
+_KNOWN: weakref.WeakKeyDictionary[type[Any], dict[str, bool]] = weakref.WeakKeyDictionary()
+#: Functions registered with ``Model.hook(name)``, by the class they were registered on.
+_REGISTERED: weakref.WeakKeyDictionary[type[Any], dict[str, list[Callable[[Any], object]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def registered(model: type[Any], name: str, fn: Callable[[Any], object]) -> None:
+    """Add *fn* to *model*'s hook *name* (and its subclasses')."""
+    _REGISTERED.setdefault(model, {}).setdefault(name, []).append(fn)
+    _KNOWN.clear()  # a model (or a subclass) may have hooks now
+
+
+def functions(model: type[Any], name: str) -> list[Callable[[Any], object]]:
+    """The functions registered for hook *name* on *model* and its bases, bases first."""
+    out: list[Callable[[Any], object]] = []
+    for cls in reversed(model.__mro__):
+        found = _REGISTERED.get(cls)
+        if found:
+            out.extend(found.get(name, ()))
+    return out
+
+
+def has_hooks(model: type[Any] | None, kind: str) -> bool:
+    """Whether *model* overrides the ``save`` or the ``delete`` hooks (*kind*)."""
+    if model is None:
+        return False
+    known = _KNOWN.get(model)
+    if known is None:
+        known = _KNOWN[model] = {
+            k: any(
+                getattr(model, n) is not getattr(Document, n) or functions(model, n) for n in names
+            )
+            for k, names in (
+                ("save", ("before_save", "after_save")),
+                ("delete", ("before_delete", "after_delete")),
+            )
+        }
+    return known[kind]
 
 
 def _migration_start(cls: type[Document], start: Any) -> int:
@@ -233,8 +277,6 @@ class Document(BaseModel, metaclass=DocumentMeta):
         ``"after_save"``, ``"before_delete"``, ``"after_delete"``) of this model and
         its subclasses, after any registered before it. A model that overrides
         the method runs them when it calls ``super()``'s."""
-        from ._hooks import HOOKS, registered
-
         if name not in HOOKS:
             raise ValueError(f"no hook {name!r}: one of {', '.join(HOOKS)}")
 

@@ -21,10 +21,9 @@ keeps the backend's native statement.
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ._document import HOOKS, has_hooks
 from ._evaluator import apply_update, matches
 from ._json import json_equal
 from ._tree import Cond, Node, QuerySpec, UpdateOp
@@ -33,51 +32,6 @@ if TYPE_CHECKING:
     from ._storage import Collection
 
 __all__ = ["HOOKS", "delete_each", "has_hooks", "update_each"]
-
-HOOKS = ("before_save", "after_save", "before_delete", "after_delete")
-
-
-_KNOWN: weakref.WeakKeyDictionary[type[Any], dict[str, bool]] = weakref.WeakKeyDictionary()
-#: Functions registered with ``Model.hook(name)``, by the class they were registered on.
-_REGISTERED: weakref.WeakKeyDictionary[type[Any], dict[str, list[Callable[[Any], object]]]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def registered(model: type[Any], name: str, fn: Callable[[Any], object]) -> None:
-    """Add *fn* to *model*'s hook *name* (and its subclasses')."""
-    _REGISTERED.setdefault(model, {}).setdefault(name, []).append(fn)
-    _KNOWN.clear()  # a model (or a subclass) may have hooks now
-
-
-def functions(model: type[Any], name: str) -> list[Callable[[Any], object]]:
-    """The functions registered for hook *name* on *model* and its bases, bases first."""
-    out: list[Callable[[Any], object]] = []
-    for cls in reversed(model.__mro__):
-        found = _REGISTERED.get(cls)
-        if found:
-            out.extend(found.get(name, ()))
-    return out
-
-
-def has_hooks(model: type[Any] | None, kind: str) -> bool:
-    """Whether *model* overrides the ``save`` or the ``delete`` hooks (*kind*)."""
-    if model is None:
-        return False
-    known = _KNOWN.get(model)
-    if known is None:
-        from ._document import Document
-
-        known = _KNOWN[model] = {
-            k: any(
-                getattr(model, n) is not getattr(Document, n) or functions(model, n) for n in names
-            )
-            for k, names in (
-                ("save", ("before_save", "after_save")),
-                ("delete", ("before_delete", "after_delete")),
-            )
-        }
-    return known[kind]
 
 
 def _again(collection: Collection[Any], pk: str, node: Node | None) -> Any:
