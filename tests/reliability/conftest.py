@@ -17,8 +17,10 @@ import warnings
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+import sqlalchemy as sa
 
 from doqu.testing import servers
 
@@ -116,3 +118,74 @@ def _line(topic: str, per_backend: dict[str, Counter[str]]) -> str:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for topic in sorted(COUNTS):
         terminalreporter.write_line(_line(topic, COUNTS[topic]))
+
+
+# ----------------------------------------------------------------- server faults
+class Killer:
+    """Kills every connection of one test store from the server side, by an admin connection."""
+
+    def __init__(self, backend: str, url: str) -> None:
+        self.backend = backend
+        parts = urlsplit(url)
+        if backend == "postgresql":
+            base = os.environ.get("DOQU_TEST_PG_URL", servers.DEFAULT_PG_URL)
+            self.tag = f"doqu_rel_{os.getpid()}"
+            sep = "&" if parts.query else ""
+            self.url = url + f"{sep}application_name={self.tag}"
+        else:
+            base = os.environ.get("DOQU_TEST_MYSQL_URL", servers.DEFAULT_MYSQL_URL)
+            self.tag = parts.path.lstrip("/")
+            self.url = url
+        self.admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+
+    def kill(self) -> int:
+        """Kill the store's connections; return how many were killed."""
+        with self.admin.connect() as conn:
+            if self.backend == "postgresql":
+                rows = conn.execute(
+                    sa.text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE application_name = :tag AND pid <> pg_backend_pid()"
+                    ),
+                    {"tag": self.tag},
+                ).all()
+                return sum(bool(ok) for (ok,) in rows)
+            ids = conn.execute(
+                sa.text(
+                    "SELECT id FROM information_schema.processlist"
+                    " WHERE db = :tag AND id <> CONNECTION_ID()"
+                ),
+                {"tag": self.tag},
+            ).all()
+            for (cid,) in ids:
+                conn.exec_driver_sql(f"KILL {int(cid)}")
+            return len(ids)
+
+    def close(self) -> None:
+        self.admin.dispose()
+
+
+@pytest.fixture
+def killer(sql_server: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Killer]:
+    with fresh_url(sql_server, tmp_path, request) as url:
+        k = Killer(sql_server, url)
+        try:
+            yield k
+        finally:
+            k.close()
+
+
+@pytest.fixture
+def mongo_restartable() -> Iterator[servers.MongoServer]:
+    """A MongoDB-protocol server of the test's own, to stop and start again."""
+    server = servers.MongoServer()
+    try:
+        server.start()
+    except RuntimeError as exc:
+        server.close()  # its log file too
+        servers.unavailable(f"no MongoDB-protocol server: {exc}")
+        raise
+    try:
+        yield server
+    finally:
+        server.close()

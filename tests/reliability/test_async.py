@@ -24,9 +24,8 @@ import doqu
 from doqu import AsyncStorage, StorageError
 from doqu.testing import servers
 
-from .conftest import count, fresh_url
+from .conftest import Killer, count, fresh_url
 from .test_concurrency import PROCESSES, _race
-from .test_server_faults import Killer
 
 POINTS = 20
 BATCH = 2000
@@ -187,16 +186,6 @@ def test_four_processes_lose_no_async_increment(shared_backend: str, async_url: 
     assert total == PROCESSES * 500
 
 
-@pytest.fixture
-def killer(sql_server: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Killer]:
-    with fresh_url(sql_server, tmp_path, request) as url:
-        k = Killer(sql_server, url)
-        try:
-            yield k
-        finally:
-            k.close()
-
-
 @pytest.mark.slow
 def test_a_connection_killed_mid_async_stream_raises_and_recovers(
     sql_server: str, killer: Killer
@@ -224,21 +213,6 @@ def test_a_connection_killed_mid_async_stream_raises_and_recovers(
     raised = int(outcome == "StorageError")
     count("async", sql_server, streams_killed=1, streams_raised=raised, streams_cut_silently=0)
     assert lent == 0
-
-
-@pytest.fixture
-def mongo_restartable() -> Iterator[servers.MongoServer]:
-    server = servers.MongoServer()
-    try:
-        server.start()
-    except RuntimeError as exc:
-        server.close()  # its log file too
-        servers.unavailable(f"no MongoDB-protocol server: {exc}")
-        raise
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.mark.slow

@@ -9,22 +9,18 @@ that is down when doqu connects gives one clear ``StorageError``.
 
 from __future__ import annotations
 
-import os
 import socket
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
-import sqlalchemy as sa
 
 import doqu
 from doqu import StorageError
 from doqu.testing import servers
 
-from .conftest import count, fresh_url
+from .conftest import Killer, count
 
 Outcome = tuple[str, Any]
 Check = Callable[[Any], None]
@@ -37,60 +33,6 @@ def _attempt(call: Callable[[], Any]) -> Outcome:
     except StorageError as exc:
         assert exc.__cause__ is not None, "a StorageError chains the driver's exception"
         return "error", exc
-
-
-class Killer:
-    """Kills every connection of one test store from the server side, by an admin connection."""
-
-    def __init__(self, backend: str, url: str) -> None:
-        self.backend = backend
-        parts = urlsplit(url)
-        if backend == "postgresql":
-            base = os.environ.get("DOQU_TEST_PG_URL", servers.DEFAULT_PG_URL)
-            self.tag = f"doqu_rel_{os.getpid()}"
-            sep = "&" if parts.query else ""
-            self.url = url + f"{sep}application_name={self.tag}"
-        else:
-            base = os.environ.get("DOQU_TEST_MYSQL_URL", servers.DEFAULT_MYSQL_URL)
-            self.tag = parts.path.lstrip("/")
-            self.url = url
-        self.admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-
-    def kill(self) -> int:
-        """Kill the store's connections; return how many were killed."""
-        with self.admin.connect() as conn:
-            if self.backend == "postgresql":
-                rows = conn.execute(
-                    sa.text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                        " WHERE application_name = :tag AND pid <> pg_backend_pid()"
-                    ),
-                    {"tag": self.tag},
-                ).all()
-                return sum(bool(ok) for (ok,) in rows)
-            ids = conn.execute(
-                sa.text(
-                    "SELECT id FROM information_schema.processlist"
-                    " WHERE db = :tag AND id <> CONNECTION_ID()"
-                ),
-                {"tag": self.tag},
-            ).all()
-            for (cid,) in ids:
-                conn.exec_driver_sql(f"KILL {int(cid)}")
-            return len(ids)
-
-    def close(self) -> None:
-        self.admin.dispose()
-
-
-@pytest.fixture
-def killer(sql_server: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Killer]:
-    with fresh_url(sql_server, tmp_path, request) as url:
-        k = Killer(sql_server, url)
-        try:
-            yield k
-        finally:
-            k.close()
 
 
 class Model:
@@ -254,20 +196,6 @@ MONGO_RESTARTS = {
     "stop": frozenset({"save_many", "iterate", "update", "increment"}),
     "kill": frozenset({"get", "get_or_create"}),
 }
-
-
-@pytest.fixture
-def mongo_restartable() -> Iterator[servers.MongoServer]:
-    try:
-        server = servers.MongoServer()
-        server.start()
-    except RuntimeError as exc:
-        servers.unavailable(f"no MongoDB-protocol server: {exc}")
-        raise
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.mark.slow
