@@ -229,6 +229,31 @@ class AsyncStorage:
         """As :meth:`doqu.Storage.reconnect`."""
         await self._run(self.storage.reconnect)
 
+    async def _stream(
+        self,
+        start: Callable[[], Iterator[R]],
+        report: Callable[[CorruptDocument], object] | None = None,
+    ) -> AsyncIterator[R]:
+        """``async for`` over the sync iterator ``start()`` makes: batches of
+        :data:`STREAM_BATCH` per call; closed at the end, or by :meth:`close`."""
+        run = self._run
+        rows = await run(start)
+        self._streams.add(rows)
+        try:
+            while True:
+                batch, error = await run(_take, rows, STREAM_BATCH, report)
+                for item in batch:
+                    yield item
+                if error is not None:
+                    raise error
+                if len(batch) < STREAM_BATCH:
+                    return
+        finally:
+            self._streams.discard(rows)
+            close = getattr(rows, "close", None)
+            if close is not None:
+                await run(close)
+
     async def close(self) -> None:
         """Flush and release everything; further use raises ``StorageError``."""
         if not self.storage.closed:
@@ -332,22 +357,9 @@ class AsyncQuery(Generic[T]):
 
     async def iter(self, *, on_corrupt: OnCorrupt = "raise") -> AsyncIterator[T]:
         """Stream the results (``on_corrupt`` as :meth:`doqu.Query.iter`)."""
-        run = self._db._run
         report = _reporter(on_corrupt)
-        results = await run(lambda: iter(self._bound()))
-        self._db._streams.add(results)
-        try:
-            while True:
-                batch, error = await run(_take, results, STREAM_BATCH, report)
-                for item in batch:
-                    yield item
-                if error is not None:
-                    raise error
-                if len(batch) < STREAM_BATCH:
-                    return
-        finally:
-            self._db._streams.discard(results)
-            await run(results.close)  # type: ignore[attr-defined]  # a query's _Results
+        async for item in self._db._stream(lambda: iter(self._bound()), report):
+            yield item
 
     async def to_list(self) -> list[T]:
         """Every result, read in one call."""
@@ -432,23 +444,9 @@ class _Rows(Generic[T]):
         view = self._view
         return view._call(lambda v: list(self._make(v))).__await__()
 
-    async def __aiter__(self) -> AsyncIterator[T]:
+    def __aiter__(self) -> AsyncIterator[T]:
         view = self._view
-        run = view._db._run
-        rows = await view._call(lambda v: iter(self._make(v)))
-        view._db._streams.add(rows)
-        try:
-            while True:
-                batch, _ = await run(_take, rows, STREAM_BATCH)
-                for item in batch:
-                    yield item
-                if len(batch) < STREAM_BATCH:
-                    return
-        finally:
-            view._db._streams.discard(rows)
-            close = getattr(rows, "close", None)
-            if close is not None:
-                await run(close)
+        return view._db._stream(lambda: iter(self._make(view._mapping())))
 
 
 class AsyncMappingView(Generic[T]):

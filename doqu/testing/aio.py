@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Iterator, MutableMapping
 from typing import Any, TypeVar
 
 import doqu
@@ -216,16 +216,7 @@ class BlockingQuery:
         yield from self.iter()
 
     def iter(self, **options: Any) -> Iterator[Any]:
-        results = self._query.iter(**options)
-        run = self._db.run
-        try:
-            while True:
-                try:
-                    yield run(results.__anext__())
-                except StopAsyncIteration:
-                    return
-        finally:
-            run(results.aclose())  # type: ignore[attr-defined]
+        return _blocking(self._db, self._query.iter(**options))
 
     def __len__(self) -> int:
         box = getattr(self, "_fresh", None)
@@ -296,16 +287,7 @@ class BlockingView(MutableMapping[str, Any]):
         return self._db.run(self._view.count())
 
     def __iter__(self) -> Iterator[str]:
-        keys = self._view.__aiter__()
-        run = self._db.run
-        try:
-            while True:
-                try:
-                    yield run(keys.__anext__())
-                except StopAsyncIteration:
-                    return
-        finally:
-            run(keys.aclose())  # type: ignore[attr-defined]
+        return _blocking(self._db, self._view.__aiter__())
 
     def items(self) -> Any:
         return self._db.run(_awaited(self._view.items()))
@@ -343,3 +325,15 @@ class BlockingView(MutableMapping[str, Any]):
 
 async def _awaited(rows: Any) -> Any:
     return await rows
+
+
+def _blocking(db: BlockingStorage, results: AsyncIterator[Any]) -> Iterator[Any]:
+    """*results* (an async generator) one by one, each step awaited on *db*'s loop."""
+    try:
+        while True:
+            try:
+                yield db.run(results.__anext__())
+            except StopAsyncIteration:
+                return
+    finally:
+        db.run(results.aclose())  # type: ignore[attr-defined]
